@@ -1,0 +1,3 @@
+from labelqa.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Command line: `labelqa audit ...` and `labelqa demo` (contract: command line).
+
+A thin layer: parse arguments, load the config, build the session, call labelqa.api.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import re
+import sys
+import traceback
+import uuid
+from typing import Sequence
+
+from labelqa.errors import ConfigError, LabelqaError
+
+log = logging.getLogger("labelqa")
+
+
+def _run_date(text: str) -> str:
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _dataset(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use letters, digits, '_', '-' or '.' (it names a directory)")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors are configuration errors: exit 2
+        self.print_usage(sys.stderr)
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="labelqa", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true", help="log details and stack traces")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    audit = commands.add_parser("audit", help="audit a label table against model predictions")
+    audit.add_argument("--labels", required=True, help="Parquet file, directory or glob")
+    audit.add_argument("--predictions", required=True, help="Parquet file, directory or glob")
+    audit.add_argument("--output", required=True, help="output directory (local or any "
+                                                       "Hadoop filesystem URI)")
+    audit.add_argument("--config", help="YAML file (see conf/audit.yaml)")
+    audit.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override one config key, e.g. "
+                                                 "issues.filter_by=confident_learning")
+    audit.add_argument("--dataset", default="default", type=_dataset)
+    audit.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: today, UTC)")
+    audit.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    audit.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+    demo = commands.add_parser("demo", help="run the audit on a generated sample")
+    demo.add_argument("--output", default="demo-output")
+    demo.add_argument("--master", help="Spark master (default local[*])")
+    demo.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+    return parser
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from labelqa.api import RunContext, run_audit_job, utc_now
+    from labelqa.config import load_config
+    from labelqa.spark.session import build_session
+
+    config = load_config(args.config, args.overrides)
+    run_date = args.run_date or utc_now().date().isoformat()
+    spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    report = run_audit_job(spark, args.labels, args.predictions, args.output, config,
+                           RunContext(args.dataset, run_date, uuid.uuid4().hex))
+    print(f"audited {report.num_examples} examples x {report.num_classes} classes: "
+          f"{report.num_label_issues} label issues, health {report.overall_health_score:.4f}")
+    print(f"outputs: {report.output} (dataset={report.dataset}, run_date={report.run_date})")
+    print(f"manifest: {report.manifest}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from labelqa.demo import run_demo
+
+    run_demo(args.output, args.master)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        return _audit(args) if args.command == "audit" else _demo(args)
+    except LabelqaError as error:
+        if verbose:
+            traceback.print_exc()
+        print(f"labelqa: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except Exception as error:  # noqa: BLE001 - the last line of defence of a scheduled job
+        if verbose:
+            traceback.print_exc()
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"labelqa: failed: {type(error).__name__}: {first_line}", file=sys.stderr)
+        if not verbose:
+            print("labelqa: rerun with --verbose for the stack trace", file=sys.stderr)
+        return 1

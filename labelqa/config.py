@@ -1,0 +1,246 @@
+"""The audit configuration: validated frozen dataclasses loaded from YAML (contract: keys)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from labelqa.core.scores import AGGREGATORS, SCORING_METHODS
+from labelqa.errors import ConfigError
+
+FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+           "predicted_neq_given", "low_self_confidence", "low_normalized_margin")
+PRUNE_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both")
+LOW_FILTERS = ("low_self_confidence", "low_normalized_margin")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    id_column: str = "id"
+    labels_column: str = "labels"
+    predictions_column: str = "pred_probs"
+    labels_format: str = "array"
+    predictions_format: str = "array"
+    tag_column: str = "tag"
+    class_column: str = "class"
+    prob_column: str = "prob"
+    prediction_prefix: str = ""
+    unlabeled_ids: str = "empty"
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    on_bad_rows: str = "quarantine"
+    max_bad_fraction: float = 0.01
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    method: str = "self_confidence"
+    adjust_pred_probs: bool = False
+    aggregator: str = "exponential_moving_average"
+    alpha: float = 0.8
+    temperature: float = 0.1
+
+
+@dataclass(frozen=True)
+class IssuesConfig:
+    filter_by: str = "prune_by_noise_rate"
+    frac_noise: float = 1.0
+    min_examples_per_class: int = 1
+    num_to_remove_per_class: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    class_scores: bool = False
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """Spark settings applied when labelqa builds the session (ignored keys: none)."""
+
+    app_name: str = "labelqa"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    classes: tuple[str, ...] | None = None
+    classes_path: str | None = None
+    input: InputConfig = field(default_factory=InputConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    issues: IssuesConfig = field(default_factory=IssuesConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+
+
+_SECTIONS = {"input": InputConfig, "validation": ValidationConfig, "scoring": ScoringConfig,
+             "issues": IssuesConfig, "output": OutputConfig, "spark": SparkConfig}
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _typed(key: str, value: Any, default: Any, annotation: str) -> Any:
+    """Check a YAML value against the type of the key (bools are not numbers here)."""
+    if value is None and ("None" in annotation or default is None):
+        return None
+    if isinstance(default, bool) or annotation == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if annotation.startswith("tuple[int"):
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int)
+                                              for v in value):
+            raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
+        return tuple(value)
+    if annotation.startswith("tuple[str"):
+        if not isinstance(value, list) or any(not isinstance(v, (str, int)) for v in value):
+            raise ConfigError(f"{key}: expected a list of names, got {value!r}")
+        return tuple(str(v) for v in value)
+    if annotation.startswith("Mapping"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of Spark settings, got {value!r}")
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    if annotation.startswith("str |"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported value {value!r}")  # pragma: no cover
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in fields:
+            raise ConfigError(f"unknown config key {key!r}; known keys: "
+                              f"{', '.join(prefix + f for f in fields)}")
+        if name in _SECTIONS and cls is AuditConfig:
+            kwargs[name] = _build(_SECTIONS[name], value or {}, f"{name}.")
+            continue
+        spec = fields[name]
+        default = spec.default if spec.default is not dataclasses.MISSING else None
+        kwargs[name] = _typed(key, value, default, str(spec.type))
+    return cls(**kwargs)
+
+
+def validate(config: AuditConfig) -> AuditConfig:
+    """Check the values' ranges and combinations; return the config unchanged."""
+    s, i = config.scoring, config.issues
+    _choice("scoring.method", s.method, SCORING_METHODS)
+    _choice("scoring.aggregator", s.aggregator, AGGREGATORS)
+    _choice("issues.filter_by", i.filter_by, FILTERS)
+    if not 0 <= s.alpha <= 1:
+        raise ConfigError(f"scoring.alpha: {s.alpha} is outside 0..1")
+    if not s.temperature > 0:
+        raise ConfigError(f"scoring.temperature: {s.temperature} must be > 0")
+    if s.adjust_pred_probs and s.method == "confidence_weighted_entropy":
+        raise ConfigError("scoring.adjust_pred_probs: not supported with "
+                          "scoring.method=confidence_weighted_entropy (as in cleanlab)")
+    if not 0 <= i.frac_noise <= 1:
+        raise ConfigError(f"issues.frac_noise: {i.frac_noise} is outside 0..1")
+    if i.min_examples_per_class < 0:
+        raise ConfigError(f"issues.min_examples_per_class: {i.min_examples_per_class} is negative")
+    if i.num_to_remove_per_class is not None:
+        if i.filter_by not in PRUNE_FILTERS:
+            raise ConfigError("issues.num_to_remove_per_class: only supported with filter_by "
+                              f"{', '.join(PRUNE_FILTERS)} (as in cleanlab), not {i.filter_by}")
+        if any(n < 0 for n in i.num_to_remove_per_class):
+            raise ConfigError("issues.num_to_remove_per_class: counts must be >= 0")
+    if i.frac_noise != 1.0 and i.filter_by not in PRUNE_FILTERS:
+        raise ConfigError(f"issues.frac_noise: only used by filter_by {', '.join(PRUNE_FILTERS)}"
+                          f", not {i.filter_by}")
+    inp = config.input
+    _choice("input.labels_format", inp.labels_format, ("array",))
+    _choice("input.predictions_format", inp.predictions_format, ("array",))
+    _choice("input.unlabeled_ids", inp.unlabeled_ids, ("empty", "quarantine"))
+    _choice("validation.on_bad_rows", config.validation.on_bad_rows, ("quarantine", "fail"))
+    if not 0 <= config.validation.max_bad_fraction <= 1:
+        raise ConfigError("validation.max_bad_fraction: must be within 0..1")
+    if config.classes is not None and config.classes_path is not None:
+        raise ConfigError("classes and classes_path: give one of them, not both")
+    return config
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = child
+    if parts[-1] == "conf" and parts[:-1] == ["spark"]:
+        raise ConfigError("--set spark.conf: set one Spark key, e.g. --set spark.conf.spark.x=1")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` with VALUE typed as YAML (`--set issues.frac_noise=0.5`)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {key}: cannot parse {raw!r} as YAML ({error})") from None
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+                ) -> AuditConfig:
+    """Read a YAML file (or the defaults), apply `--set` overrides, validate."""
+    tree: dict = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise ConfigError(f"--config {path}: cannot read ({error.strerror})") from None
+        try:
+            tree = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--config {path}: not valid YAML ({error})") from None
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.startswith("spark.conf."):
+            tree.setdefault("spark", {}).setdefault("conf", {})[key[len("spark.conf."):]] = value
+        else:
+            _set_dotted(tree, key, value)
+    return validate(_build(AuditConfig, tree, ""))
+
+
+def with_values(config: AuditConfig, **sections: Mapping[str, Any]) -> AuditConfig:
+    """A copy of `config` with some keys of some sections replaced (for the library API)."""
+    changes = {name: dataclasses.replace(getattr(config, name), **values)
+               for name, values in sections.items()}
+    return validate(dataclasses.replace(config, **changes))

@@ -1,0 +1,135 @@
+"""Which (example, class) annotations each filter flags (spec 3.6, 3.7, 4, 5.1).
+
+The filters that prune "the R first examples by a key" are expressed as *selections*: for
+every group (a class and given side, a class, or all rows) the eligible pairs, their sort key,
+and a quota. A selection is exact and deterministic: the quota smallest `(key, id)` pairs.
+This module computes eligibility and keys for a batch and applies a cut; finding the cut is
+the engine's job (NumPy in memory, or a histogram and a small window in Spark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from labelqa.core.batch import Batch
+from labelqa.core.constants import DEFAULT_ALPHA, FLOATING_POINT_COMPARISON
+from labelqa.core.joint import confident_guess
+from labelqa.core.scores import class_scores, exponential_moving_average
+
+#: Selection kinds, their groups and their key ranges (for histogram bins).
+NOISE_RATE = "noise_rate"  # prune_by_noise_rate: group 2k+s, key -(other - given side)
+BY_CLASS = "by_class"  # prune_by_class: group 2k+s, key = probability of the given side
+LOW_CLASS = "low_class"  # low_* per class: group k, key = binary self-confidence or margin
+LOW_ROWS = "low_rows"  # low_* per example: group 0, key = EMA(0.8) self-confidence
+KEY_RANGES = {NOISE_RATE: (-1.0, 1.0), BY_CLASS: (0.0, 1.0), LOW_CLASS: (0.0, 1.0),
+              LOW_ROWS: (0.0, 1.0)}
+
+
+def disagreements(batch: Batch) -> np.ndarray:
+    """(n, K): the model disagrees with the annotation by more than the near-tie slack.
+
+    This is what survives cleanlab's near-tie removal, and equals `predicted_neq_given`.
+    """
+    eps = FLOATING_POINT_COMPARISON
+    member_wrong = batch.given & (batch.probs + eps <= batch.complement)
+    missing = ~batch.given & (batch.complement + eps < batch.probs)
+    return member_wrong | missing
+
+
+def confident_learning_flags(batch: Batch, cut_not_given: np.ndarray, cut_given: np.ndarray
+                             ) -> np.ndarray:
+    """(n, K): confidently on the other side than annotated (off-diagonal), minus near-ties."""
+    counted, guess = confident_guess(batch, cut_not_given, cut_given)
+    return counted & (guess != batch.given) & disagreements(batch)
+
+
+def num_groups(kind: str, num_classes: int) -> int:
+    return {NOISE_RATE: 2 * num_classes, BY_CLASS: 2 * num_classes, LOW_CLASS: num_classes,
+            LOW_ROWS: 1}[kind]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Eligible pairs of one selection in a batch: row index, class (-1 for rows), group, key."""
+
+    rows: np.ndarray
+    classes: np.ndarray
+    groups: np.ndarray
+    keys: np.ndarray
+
+
+def selection_pairs(batch: Batch, kind: str, enabled: np.ndarray) -> Pairs:
+    """The pairs of `batch` that selection `kind` ranks, with their float64 keys.
+
+    `enabled` is per group: a disabled group (a side too small to prune, a class that cannot
+    be judged) has no eligible pairs.
+    """
+    if kind == LOW_ROWS:
+        scores = class_scores(batch, "self_confidence", False, None)
+        keys = exponential_moving_average(scores, DEFAULT_ALPHA)
+        rows = np.arange(batch.num_rows) if enabled[0] else np.arange(0)
+        return Pairs(rows, np.full(len(rows), -1), np.zeros(len(rows), dtype=np.int64),
+                     keys[rows] + 0.0)
+    if kind in (NOISE_RATE, BY_CLASS):
+        group_of = 2 * np.arange(batch.num_classes)[None, :] + batch.given
+        eligible = disagreements(batch) & enabled[group_of]
+        if kind == NOISE_RATE:
+            # cleanlab sorts by -(margin of the other side over the given side)
+            key_matrix = -(np.where(batch.given, batch.complement, batch.probs)
+                           - np.where(batch.given, batch.probs, batch.complement))
+        else:
+            key_matrix = np.where(batch.given, batch.probs, batch.complement)
+    else:
+        raise ValueError(f"unknown selection kind {kind!r}")
+    rows, classes = np.nonzero(eligible)
+    # + 0.0 turns -0.0 into 0.0 so that NumPy and Spark order the keys alike
+    return Pairs(rows, classes, group_of[rows, classes].astype(np.int64),
+                 key_matrix[rows, classes].astype(np.float64) + 0.0)
+
+
+def low_class_pairs(batch: Batch, method: str, enabled: np.ndarray) -> Pairs:
+    """All pairs of the enabled classes, keyed by cleanlab's binary score for low_* filters."""
+    keys = class_scores(batch, method, False, None)
+    eligible = np.broadcast_to(enabled[None, :], keys.shape)
+    rows, classes = np.nonzero(eligible)
+    return Pairs(rows, classes, classes.astype(np.int64), keys[rows, classes] + 0.0)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Per group, the last selected `(key, id)`; `+inf` selects every eligible pair, `-inf`
+    none."""
+
+    keys: np.ndarray
+    ids: np.ndarray
+
+    @staticmethod
+    def everything(num: int, id_dtype: np.dtype) -> "Cut":
+        return Cut(np.full(num, np.inf), np.zeros(num, dtype=id_dtype)
+                   if id_dtype != object else np.full(num, "", dtype=object))
+
+    def selects(self, pairs: Pairs, ids: np.ndarray) -> np.ndarray:
+        cut_keys = self.keys[pairs.groups]
+        below = pairs.keys < cut_keys
+        at = pairs.keys == cut_keys
+        if at.any():
+            pair_ids = ids[pairs.rows[at]]
+            below[at] = pair_ids <= self.ids[pairs.groups[at]]
+        return below
+
+
+def exact_cut(pairs: Pairs, ids: np.ndarray, quotas: np.ndarray) -> Cut:
+    """In-memory reference of the selection: the quota-th smallest `(key, id)` per group."""
+    cut = Cut.everything(len(quotas), ids.dtype)
+    keys, cut_ids = cut.keys.copy(), cut.ids.copy()
+    for group, quota in enumerate(quotas):
+        members = np.flatnonzero(pairs.groups == group)
+        if quota <= 0:
+            keys[group] = -np.inf
+        elif quota < len(members):
+            order = np.lexsort((ids[pairs.rows[members]], pairs.keys[members]))
+            last = members[order[quota - 1]]
+            keys[group], cut_ids[group] = pairs.keys[last], ids[pairs.rows[last]]
+    return Cut(keys, cut_ids)

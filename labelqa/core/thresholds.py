@@ -1,0 +1,100 @@
+"""Per-class confident thresholds (spec 3.1), summed exactly so that partitioning cannot matter.
+
+cleanlab takes `np.mean` over one array. A distributed job adds partial sums in an order that
+depends on the partitioning, and float addition is not associative. Here every value is split
+into three 30-bit integer limbs (scaling by a power of two and `floor` are exact), the limbs are
+summed as int64, and the mean is rounded once from the exact rational sum. The result is the
+same for any split of the rows and within an ulp or two of NumPy's pairwise mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from labelqa.core.constants import ABSENT_SIDE_THRESHOLD, FLOATING_POINT_COMPARISON, THRESHOLD_FLOOR
+
+LIMB_BITS = 30
+NUM_LIMBS = 3
+_LIMB_SCALE = float(2**LIMB_BITS)
+
+
+def limb_sums(values: np.ndarray, include: np.ndarray) -> np.ndarray:
+    """Exact per-column sums of `values[include]` as (NUM_LIMBS, K) int64 limb totals.
+
+    Value bits below 2**-90 are dropped (far below float32 resolution and below the
+    resolution of any float64 probability larger than 2**-37).
+    """
+    remainder = np.where(include, values.astype(np.float64), 0.0)
+    limbs = np.empty((NUM_LIMBS,) + values.shape[1:], dtype=np.int64)
+    for position in range(NUM_LIMBS):
+        scaled = remainder * _LIMB_SCALE
+        whole = np.floor(scaled)
+        limbs[position] = whole.astype(np.int64).sum(axis=0)
+        remainder = scaled - whole
+    return limbs
+
+
+def exact_total(limbs: np.ndarray) -> list[Fraction]:
+    """The exact sums, one per column, from limb totals (NUM_LIMBS, K)."""
+    totals = []
+    for column in np.asarray(limbs, dtype=object).T:
+        total = Fraction(0)
+        for position, value in enumerate(column):
+            total += Fraction(int(value), 2 ** (LIMB_BITS * (position + 1)))
+        totals.append(total)
+    return totals
+
+
+@dataclass(frozen=True)
+class ConfidentThresholds:
+    """Thresholds `t0` (not annotated side) and `t1` (annotated side) per class.
+
+    Values are held as float64. `single_precision[k]` says that cleanlab holds class k's pair
+    as float32 (float32 predictions with both sides present); an absent side's int `2`
+    promotes the pair to float64.
+    """
+
+    not_given: np.ndarray
+    given: np.ndarray
+    single_precision: np.ndarray
+
+    def cut_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """`t - 1e-6` evaluated in each class's dtype, returned as float64 (exact)."""
+        cuts = []
+        for values in (self.not_given, self.given):
+            double = values - FLOATING_POINT_COMPARISON
+            single = (values.astype(np.float32) - np.float32(FLOATING_POINT_COMPARISON)).astype(np.float64)
+            cuts.append(np.where(self.single_precision, single, double))
+        return cuts[0], cuts[1]
+
+    def as_pairs(self) -> np.ndarray:
+        """(K, 2) array `[t0, t1]` as cleanlab's get_confident_thresholds returns it."""
+        return np.stack([self.not_given, self.given], axis=1)
+
+
+def confident_thresholds(num_given: np.ndarray, num_not_given: np.ndarray,
+                         given_limbs: np.ndarray, not_given_limbs: np.ndarray,
+                         single_precision_input: bool) -> ConfidentThresholds:
+    """Thresholds from class counts and exact sums of `p` (annotated) and `1 - p` (not)."""
+    num_classes = len(num_given)
+    sums_given = exact_total(given_limbs)
+    sums_not_given = exact_total(not_given_limbs)
+    t_given = np.empty(num_classes)
+    t_not = np.empty(num_classes)
+    both_sides = (np.asarray(num_given) > 0) & (np.asarray(num_not_given) > 0)
+    single = both_sides & single_precision_input
+    for k in range(num_classes):
+        for out, count, total in ((t_given, num_given[k], sums_given[k]),
+                                  (t_not, num_not_given[k], sums_not_given[k])):
+            if count == 0:
+                out[k] = ABSENT_SIDE_THRESHOLD
+                continue
+            mean = float(total / int(count))
+            if single_precision_input:  # np.mean of float32 values is float32
+                mean = float(np.float32(mean))
+            floor = float(np.float32(THRESHOLD_FLOOR)) if single[k] else THRESHOLD_FLOOR
+            out[k] = max(mean, floor)
+    return ConfidentThresholds(not_given=t_not, given=t_given, single_precision=single)

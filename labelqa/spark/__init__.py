@@ -1,0 +1,1 @@
+"""Spark side of labelqa: DataFrame -> DataFrame functions around the pure NumPy core."""

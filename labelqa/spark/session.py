@@ -1,0 +1,48 @@
+"""Build (or join) the SparkSession a run uses."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+#: Settings labelqa applies unless the config's `spark.conf` says otherwise.
+DEFAULT_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "16",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def under_spark_submit() -> bool:
+    """spark-submit starts the Python driver with a gateway to its own JVM."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_session(master: str | None = None, conf: dict[str, str] | None = None,
+                  app_name: str = "labelqa") -> SparkSession:
+    """A session for one run. `master` defaults to spark-submit's, else `local[*]`.
+
+    Executors' Python must be this interpreter (which has labelqa installed) unless the
+    caller configured another one.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    elif not under_spark_submit():
+        builder = builder.master("local[*]")
+    settings = {**DEFAULT_SPARK_CONF, **(conf or {})}
+    if sys.stderr.isatty() and "spark.ui.showConsoleProgress" not in (conf or {}):
+        settings["spark.ui.showConsoleProgress"] = "true"
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    for key, value in settings.items():  # an already running session takes them too
+        if not key.startswith("spark.ui.") and spark.conf.isModifiable(key):
+            spark.conf.set(key, value)
+    return spark
