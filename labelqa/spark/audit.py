@@ -86,7 +86,8 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
     class_issues = class_issue_rows(scored, class_names)
     classes = class_table(spark, plan, class_issues, class_names)
     examples = example_rows(scored, config.output.class_scores)
-    return AuditTables(examples, class_issues, classes, plan, int(counts["issues"]), (scored,))
+    return AuditTables(examples, class_issues, classes, plan, int(counts["issues"]),
+                       (scored, rows))
 
 
 def score_rows(rows: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut], joined: JoinedInput,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from labelqa.config import AuditConfig
+from labelqa.config import AuditConfig, InputConfig
 from labelqa.core.constants import FLOATING_POINT_COMPARISON
 from labelqa.errors import InputError
 from labelqa.spark.arrow import ID, LABELS, PROBS
@@ -80,8 +81,22 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
                          f"id type {right.schema[ID].dataType.simpleString()} differs from the "
                          f"labels' {left.schema[ID].dataType.simpleString()}")
     labels_rows, predictions_rows = left.count(), right.count()
-    joined = left.join(right, ID, "inner")
+    # every later pass reads the joined rows: join once (materialised by the checks below)
+    joined = left.join(right, ID, "inner").persist(StorageLevel.MEMORY_AND_DISK)
 
+    try:
+        num_rows, num_classes = _check(joined, left, right, labels_rows, predictions_rows, inp)
+    except InputError:
+        joined.unpersist()
+        raise
+    single = isinstance(probs_type.elementType, T.FloatType)
+    return JoinedInput(joined, num_rows, num_classes, single, left.schema[ID].dataType,
+                       labels_rows, predictions_rows)
+
+
+def _check(joined: DataFrame, left: DataFrame, right: DataFrame, labels_rows: int,
+           predictions_rows: int, inp: InputConfig) -> tuple[int, int]:
+    """One aggregation over the joined rows; raise on the first broken rule."""
     size = F.size(PROBS)
     low, high = -FLOATING_POINT_COMPARISON, 1 + FLOATING_POINT_COMPARISON
     bad_prob = F.exists(PROBS, lambda p: p.isNull() | F.isnan(p) | (p < low) | (p > high))
@@ -122,9 +137,7 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     if num_classes < 2:
         raise InputError("predictions", inp.predictions_column,
                          f"need at least 2 classes, arrays have length {num_classes}")
-    single = isinstance(probs_type.elementType, T.FloatType)
-    return JoinedInput(joined, stats["rows"], num_classes, single, left.schema[ID].dataType,
-                       labels_rows, predictions_rows)
+    return stats["rows"], num_classes
 
 
 def _check_row_counts(left: DataFrame, right: DataFrame, rows: int, ids: int,

@@ -1,0 +1,100 @@
+"""Stable output: partitioning, retried task failures and reruns do not change results."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from pyspark import TaskContext
+from pyspark.testing import assertDataFrameEqual
+
+from labelqa.api import RunContext, audit_dataframes, run_audit_job
+from labelqa.config import load_config
+from labelqa.sample import generate, label_table, prediction_table, write_sample
+
+CONFIG = load_config(None, ["output.class_scores=true"])
+
+
+def _tables(spark, labels, predictions, config=CONFIG):
+    _, tables = audit_dataframes(spark, labels, predictions, config)
+    frames = {name: getattr(tables, name).toPandas()
+              for name in ("examples", "class_issues", "classes")}
+    issues = tables.num_label_issues
+    tables.release()
+    return frames, issues
+
+
+def _assert_same(spark, left, right):
+    for name in left[0]:
+        assertDataFrameEqual(spark.createDataFrame(left[0][name]),
+                             spark.createDataFrame(right[0][name]))
+    assert left[1] == right[1]
+
+
+def test_same_output_in_one_partition_or_many(spark, tmp_path):
+    sample = generate(3000, 7, 21, decimals=2)  # ties: the id tie-break must hold everywhere
+    write_sample(sample, str(tmp_path / "l1"), str(tmp_path / "p1"), rows_per_file=3000)
+    write_sample(sample, str(tmp_path / "l9"), str(tmp_path / "p9"), rows_per_file=337,
+                 shuffle_seed=5)
+    one = _tables(spark, spark.read.parquet(str(tmp_path / "l1")).coalesce(1),
+                  spark.read.parquet(str(tmp_path / "p1")).coalesce(1))
+    many = _tables(spark, spark.read.parquet(str(tmp_path / "l9")).repartition(11),
+                   spark.read.parquet(str(tmp_path / "p9")).repartition(7))
+    _assert_same(spark, one, many)
+    assert one[1] > 0
+
+
+def _fail_first_attempt(batches):
+    """Every task of the stage fails once; Spark (local[2,2]) retries it."""
+    if TaskContext.get().attemptNumber() == 0:
+        raise RuntimeError("injected task failure")
+    yield from batches
+
+
+def test_same_output_after_injected_task_failures(spark):
+    sample = generate(2000, 5, 22)
+    labels = spark.createDataFrame(label_table(sample)).repartition(3)
+    predictions = spark.createDataFrame(prediction_table(sample)).repartition(3)
+    clean = _tables(spark, labels, predictions)
+    flaky_labels = labels.mapInArrow(_fail_first_attempt, labels.schema)
+    flaky_predictions = predictions.mapInArrow(_fail_first_attempt, predictions.schema)
+    _assert_same(spark, clean, _tables(spark, flaky_labels, flaky_predictions))
+
+
+def _listing(root):
+    found = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, root)] = (os.stat(path).st_mtime_ns, handle.read())
+    return found
+
+
+def test_rerun_replaces_only_its_own_partition(spark, tmp_path):
+    sample = generate(600, 4, 23)
+    labels, predictions = str(tmp_path / "l.parquet"), str(tmp_path / "p.parquet")
+    write_sample(sample, labels, predictions)
+    out = str(tmp_path / "out")
+    for dataset, day in (("a", "2026-11-01"), ("a", "2026-11-02"), ("b", "2026-11-01")):
+        run_audit_job(spark, labels, predictions, out, CONFIG,
+                      RunContext(dataset, day, f"run-{dataset}-{day}"))
+    before = _listing(out)
+    rerun = load_config(None, ["issues.filter_by=confident_learning"])
+    run_audit_job(spark, labels, predictions, out, rerun, RunContext("a", "2026-11-01", "again"))
+    after = _listing(out)
+
+    def is_own(path):  # the partition's files and its manifest (with Hadoop's .crc files)
+        return "dataset=a/" in path and "run_date=2026-11-01" in path
+
+    own = [p for p in after if is_own(p)]
+    others_before = {p: v for p, v in before.items() if not is_own(p)}
+    others_after = {p: v for p, v in after.items() if not is_own(p)}
+    assert others_after == others_before  # same files, same bytes, not even rewritten
+    assert own and all(after[p] != before.get(p) for p in own)
+    summary = spark.read.parquet(f"{out}/summary").toPandas()
+    assert sorted(zip(summary.dataset, summary.run_date.astype(str), summary.run_id)) == [
+        ("a", "2026-11-01", "again"), ("a", "2026-11-02", "run-a-2026-11-02"),
+        ("b", "2026-11-01", "run-b-2026-11-01")]
+    examples = spark.read.parquet(f"{out}/examples")
+    assert examples.count() == 3 * 600  # no duplicates after the rerun
