@@ -12,7 +12,7 @@ import re
 import sys
 import traceback
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 from labelqa.errors import ConfigError, LabelqaError
 

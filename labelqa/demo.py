@@ -25,7 +25,8 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
     started = time.perf_counter()
     out = Path(output).resolve()
     sample = generate(NUM_EXAMPLES, len(TAGS), SEED, prevalence=PREVALENCE,
-                      missing_rate=0.05, extra_rate=0.01, dtype=np.float32)
+                      missing_rate=0.05, extra_rate=0.01, dtype=np.float32,
+                      separation=2.5, model_noise=1.2)
     labels_path, predictions_path = str(out / "input/labels"), str(out / "input/predictions")
     write_sample(sample, labels_path, predictions_path, rows_per_file=1000)
     config = load_config(None, [f"classes={list(TAGS)}"])

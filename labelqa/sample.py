@@ -29,7 +29,7 @@ class Sample:
 def generate(num_rows: int, num_classes: int, seed: int = 0, *, dtype: type = np.float64,
              missing_rate: float = 0.04, extra_rate: float = 0.01, decimals: int | None = None,
              prevalence: np.ndarray | None = None, string_ids: bool = False,
-             id_offset: int = 0) -> Sample:
+             id_offset: int = 0, separation: float = 2.0, model_noise: float = 1.3) -> Sample:
     """Tags with class prevalences, a model whose probabilities separate them imperfectly,
     and annotators who forget tags (`missing_rate`) more often than add wrong ones."""
     rng = np.random.default_rng(seed)
@@ -39,7 +39,8 @@ def generate(num_rows: int, num_classes: int, seed: int = 0, *, dtype: type = np
     forgotten = truth & (rng.random(truth.shape) < missing_rate)
     added = ~truth & (rng.random(truth.shape) < extra_rate)
     given = truth ^ forgotten ^ added
-    logits = rng.normal(0.0, 1.3, truth.shape) + np.where(truth, 2.0, -2.0)
+    logits = rng.normal(0.0, model_noise, truth.shape) + np.where(truth, separation,
+                                                                    -separation)
     probs = 1.0 / (1.0 + np.exp(-logits))
     if decimals is not None:
         probs = np.round(probs, decimals)

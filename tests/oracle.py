@@ -13,10 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 from cleanlab.count import compute_confident_joint, get_confident_thresholds
 from cleanlab.multilabel_classification import dataset as cl_dataset
-from cleanlab.multilabel_classification.filter import (find_label_issues,
-                                                       find_multilabel_issues_per_class)
-from cleanlab.multilabel_classification.rank import (get_label_quality_scores,
-                                                     get_label_quality_scores_per_class)
+from cleanlab.multilabel_classification.filter import (
+    find_label_issues,
+    find_multilabel_issues_per_class,
+)
+from cleanlab.multilabel_classification.rank import (
+    get_label_quality_scores,
+    get_label_quality_scores_per_class,
+)
 
 from labelqa.config import LOW_FILTERS, IssuesConfig, ScoringConfig
 from labelqa.sample import Sample

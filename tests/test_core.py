@@ -86,7 +86,8 @@ def test_scores_equal_cleanlab(method, aggregator, adjust):
 def test_ema_weighs_the_worst_class_most():
     scores = np.array([[0.9, 0.1, 0.5]])
     # sorted descending 0.9, 0.5, 0.1: e = 0.8*0.5 + 0.2*0.9 = 0.58; 0.8*0.1 + 0.2*0.58
-    assert exponential_moving_average(scores, 0.8)[0] == 0.8 * 0.1 + (1 - 0.8) * (0.8 * 0.5 + (1 - 0.8) * 0.9)
+    expected = 0.8 * 0.1 + (1 - 0.8) * (0.8 * 0.5 + (1 - 0.8) * 0.9)
+    assert exponential_moving_average(scores, 0.8)[0] == expected
 
 
 def test_spec_example_scores():

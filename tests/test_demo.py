@@ -9,7 +9,7 @@ def test_demo_finds_the_injected_errors(spark, tmp_path, capsys):
     result = run_demo(str(tmp_path / "demo"), "local[2,2]")
     printed = capsys.readouterr().out
     assert result["injected"] > 500
-    assert result["precision"] > 0.6 and result["recall"] > 0.6
+    assert result["precision"] > 0.8 and result["recall"] > 0.8
     assert f"caught {result['caught']}: precision" in printed
     assert "the ten worst examples:" in printed
     assert printed.count(" -> [") == 10

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from labelqa.config import LOW_FILTERS, PRUNE_FILTERS, AuditConfig, load_config
@@ -57,7 +56,7 @@ def _config(case, run_index: int) -> AuditConfig:
     return load_config(None, [o.replace("True", "true") for o in overrides])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _frames(spark, name):
     from labelqa.sample import label_table, prediction_table
 

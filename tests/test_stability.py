@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 from pyspark import TaskContext
 from pyspark.testing import assertDataFrameEqual
 

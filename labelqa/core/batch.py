@@ -37,7 +37,8 @@ class Batch:
 
     def __post_init__(self) -> None:
         if self.given.shape != self.probs.shape:
-            raise ValueError(f"labels {self.given.shape} and probabilities {self.probs.shape} differ")
+            raise ValueError(f"labels {self.given.shape} and probabilities "
+                             f"{self.probs.shape} differ")
         if self.probs.dtype not in (np.float32, np.float64):
             raise ValueError(f"probabilities must be float32 or float64, not {self.probs.dtype}")
 

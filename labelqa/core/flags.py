@@ -106,9 +106,10 @@ class Cut:
     ids: np.ndarray
 
     @staticmethod
-    def everything(num: int, id_dtype: np.dtype) -> "Cut":
-        return Cut(np.full(num, np.inf), np.zeros(num, dtype=id_dtype)
-                   if id_dtype != object else np.full(num, "", dtype=object))
+    def everything(num: int, id_dtype: np.dtype) -> Cut:
+        ids = (np.full(num, "", dtype=object) if id_dtype == np.dtype(object)
+               else np.zeros(num, dtype=id_dtype))
+        return Cut(np.full(num, np.inf), ids)
 
     def selects(self, pairs: Pairs, ids: np.ndarray) -> np.ndarray:
         cut_keys = self.keys[pairs.groups]

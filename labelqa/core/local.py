@@ -11,8 +11,16 @@ import numpy as np
 from labelqa.config import IssuesConfig, ScoringConfig
 from labelqa.core.batch import Batch
 from labelqa.core.flags import exact_cut
-from labelqa.core.plan import (AuditPlan, BatchResult, audit_batch, class_notes, joint_partials,
-                               plan_from, threshold_partials, thresholds_from)
+from labelqa.core.plan import (
+    AuditPlan,
+    BatchResult,
+    audit_batch,
+    class_notes,
+    joint_partials,
+    plan_from,
+    threshold_partials,
+    thresholds_from,
+)
 
 
 def audit_in_memory(ids: np.ndarray, given: np.ndarray, probs: np.ndarray,

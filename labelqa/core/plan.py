@@ -17,11 +17,16 @@ import numpy as np
 from labelqa.config import LOW_FILTERS, IssuesConfig, ScoringConfig
 from labelqa.core import flags as fl
 from labelqa.core.batch import Batch
-from labelqa.core.joint import (PruneQuotas, calibrate, confident_guess, prunable_sides,
-                                prune_quotas, raw_joint_counts)
+from labelqa.core.joint import (
+    PruneQuotas,
+    calibrate,
+    confident_guess,
+    prunable_sides,
+    prune_quotas,
+    raw_joint_counts,
+)
 from labelqa.core.scores import aggregate, class_scores
 from labelqa.core.thresholds import ConfidentThresholds, confident_thresholds, limb_sums
-
 
 # ---- step 1: thresholds -------------------------------------------------------------------
 

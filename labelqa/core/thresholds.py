@@ -66,7 +66,8 @@ class ConfidentThresholds:
         cuts = []
         for values in (self.not_given, self.given):
             double = values - FLOATING_POINT_COMPARISON
-            single = (values.astype(np.float32) - np.float32(FLOATING_POINT_COMPARISON)).astype(np.float64)
+            single = (values.astype(np.float32)
+                      - np.float32(FLOATING_POINT_COMPARISON)).astype(np.float64)
             cuts.append(np.where(self.single_precision, single, double))
         return cuts[0], cuts[1]
 

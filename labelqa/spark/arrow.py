@@ -46,4 +46,5 @@ def matrix_column(matrix: np.ndarray, value_type: pa.DataType = pa.float64()) ->
     """One fixed-length list per row of a (n, K) matrix."""
     num_rows, width = matrix.shape
     offsets = np.arange(0, (num_rows + 1) * width, width, dtype=np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(matrix.reshape(-1), type=value_type))
+    values = pa.array(matrix.reshape(-1), type=value_type)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,16 @@ from pyspark.sql import functions as F
 
 from labelqa.config import AuditConfig
 from labelqa.core import flags as fl
-from labelqa.core.plan import (AuditPlan, audit_batch, class_notes, joint_partials, plan_from,
-                               selection_layout, threshold_partials, thresholds_from)
+from labelqa.core.plan import (
+    AuditPlan,
+    audit_batch,
+    class_notes,
+    joint_partials,
+    plan_from,
+    selection_layout,
+    threshold_partials,
+    thresholds_from,
+)
 from labelqa.spark.arrow import batch_of, list_column, matrix_column
 from labelqa.spark.inputs import JoinedInput
 from labelqa.spark.partials import collect_partials, partial_sums

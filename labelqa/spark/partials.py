@@ -7,7 +7,7 @@ or on task retries. Only these K-sized totals reach the driver.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa

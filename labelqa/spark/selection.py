@@ -14,7 +14,7 @@ Every row is then flagged locally by comparing its `(key, id)` with the cut.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -77,7 +77,8 @@ def find_cuts(spark: SparkSession, joined: DataFrame, num_classes: int,
                 through = np.cumsum(counts[group])
                 bin_index = int(np.searchsorted(through, quota))
                 boundary[group] = bin_index
-                needs.append((index, group, int(quota - (through[bin_index] - counts[group, bin_index]))))
+                below = through[bin_index] - counts[group, bin_index]
+                needs.append((index, group, int(quota - below)))
         cuts[selection.name], boundary_bin[selection.name] = cut, boundary
     if not needs:
         return cuts
