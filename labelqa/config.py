@@ -180,8 +180,8 @@ def validate(config: AuditConfig) -> AuditConfig:
         raise ConfigError(f"issues.frac_noise: only used by filter_by {', '.join(PRUNE_FILTERS)}"
                           f", not {i.filter_by}")
     inp = config.input
-    _choice("input.labels_format", inp.labels_format, ("array",))
-    _choice("input.predictions_format", inp.predictions_format, ("array",))
+    _choice("input.labels_format", inp.labels_format, ("array", "long", "onehot"))
+    _choice("input.predictions_format", inp.predictions_format, ("array", "wide", "long"))
     _choice("input.unlabeled_ids", inp.unlabeled_ids, ("empty", "quarantine"))
     _choice("validation.on_bad_rows", config.validation.on_bad_rows, ("quarantine", "fail"))
     if not 0 <= config.validation.max_bad_fraction <= 1:

@@ -80,3 +80,36 @@ def write_sample(sample: Sample, labels_path: str, predictions_path: str, *,
         os.makedirs(path, exist_ok=True)
         for part, start in enumerate(range(0, table.num_rows, rows_per_file)):
             pq.write_table(table.slice(start, rows_per_file), f"{path}/part-{part:05d}.parquet")
+
+
+def label_table_long(sample: Sample, names: tuple[str, ...] | None = None) -> pa.Table:
+    """One row per (id, tag): the tag's name, or its index when `names` is None."""
+    rows, classes = np.nonzero(sample.given)
+    tags = pa.array([names[k] for k in classes]) if names else pa.array(classes, pa.int32())
+    return pa.table({"id": pa.array(list(sample.ids[rows])), "tag": tags})
+
+
+def label_table_onehot(sample: Sample, names: tuple[str, ...]) -> pa.Table:
+    columns = {"id": pa.array(list(sample.ids))}
+    for k, name in enumerate(names):
+        columns[name] = pa.array(sample.given[:, k])
+    return pa.table(columns)
+
+
+def prediction_table_wide(sample: Sample, names: tuple[str, ...], prefix: str = "") -> pa.Table:
+    element = pa.float32() if sample.probs.dtype == np.float32 else pa.float64()
+    columns = {"id": pa.array(list(sample.ids))}
+    for k, name in enumerate(names):
+        columns[prefix + name] = pa.array(sample.probs[:, k], type=element)
+    return pa.table(columns)
+
+
+def prediction_table_long(sample: Sample, names: tuple[str, ...] | None = None) -> pa.Table:
+    """One row per (id, class, prob)."""
+    element = pa.float32() if sample.probs.dtype == np.float32 else pa.float64()
+    num_rows, num_classes = sample.probs.shape
+    rows = np.repeat(np.arange(num_rows), num_classes)
+    classes = np.tile(np.arange(num_classes), num_rows)
+    labels = pa.array([names[k] for k in classes]) if names else pa.array(classes, pa.int32())
+    return pa.table({"id": pa.array(list(sample.ids[rows])), "class": labels,
+                     "prob": pa.array(sample.probs.reshape(-1), type=element)})

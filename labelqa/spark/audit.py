@@ -95,7 +95,7 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
     classes = class_table(spark, plan, class_issues, class_names)
     examples = example_rows(scored, config.output.class_scores)
     return AuditTables(examples, class_issues, classes, plan, int(counts["issues"]),
-                       (scored, rows))
+                       (scored,))
 
 
 def score_rows(rows: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut], joined: JoinedInput,

@@ -7,7 +7,7 @@ import json
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-TABLES = ("examples", "class_issues", "classes", "summary")
+TABLES = ("examples", "class_issues", "classes", "summary", "quarantine")
 
 
 def table_path(output: str, table: str) -> str:

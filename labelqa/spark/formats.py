@@ -1,0 +1,218 @@
+"""Read the label and prediction tables in the formats data lakes hold (contract: inputs).
+
+Each reader turns its table into *checked rows*: one row per input row with the example id,
+the row's content for the audit (its class indices, or its probabilities), and the first
+rule it breaks, if any (reason, detail, column). Nothing is dropped here: deciding what is
+audited, quarantined or collapsed is `labelqa.spark.intake`'s job.
+
+Checked-row columns: `id`, `_unit` (the class of a long-format row, else null), `_classes`
+(labels: array<int>), `_probs` (array predictions) or `_prob` (long predictions),
+`_repeated` (tags collapsed within the row), `_reason`, `_detail`, `_column`, and the input's
+own columns (kept for the quarantine table's `row_json`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from labelqa.config import InputConfig
+from labelqa.core.constants import FLOATING_POINT_COMPARISON
+from labelqa.errors import InputError
+from labelqa.spark.names import column
+
+LOW, HIGH = -FLOATING_POINT_COMPARISON, 1 + FLOATING_POINT_COMPARISON
+RAW_PREFIX = "_in_"
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    rows: DataFrame
+    source: str  # "labels" or "predictions"
+    one_row_per_id: bool
+    raw_columns: tuple[str, ...]
+
+
+def _field(df: DataFrame, table: str, name: str) -> T.DataType:
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    if name not in fields:
+        raise InputError(table, name, f"column not found (columns: {', '.join(fields)})")
+    return fields[name]
+
+
+def _require(df: DataFrame, table: str, name: str, accepted: tuple[type, ...], wanted: str,
+             element: bool = False) -> T.DataType:
+    data_type = _field(df, table, name)
+    inner = data_type.elementType if isinstance(data_type, T.ArrayType) else None
+    ok = isinstance(inner, accepted) if element else isinstance(data_type, accepted)
+    if not ok:
+        raise InputError(table, name, f"must be {wanted}, found {data_type.simpleString()}")
+    return data_type
+
+
+def id_expression(df: DataFrame, table: str, name: str) -> Column:
+    data_type = _require(df, table, name, (T.IntegralType, T.StringType), "int64 or string")
+    return (column(name).cast("long") if isinstance(data_type, T.IntegralType)
+            else column(name)).alias("id")
+
+
+def _problem(*checks: tuple[Column, str, Column | str, str]) -> Column:
+    """The first broken rule as struct(reason, detail, column)."""
+    cases = [F.when(condition, F.struct(F.lit(reason).alias("reason"),
+                                        (F.lit(detail) if isinstance(detail, str)
+                                         else detail).alias("detail"),
+                                        F.lit(col).alias("column")))
+             for condition, reason, detail, col in checks]
+    return F.coalesce(*cases) if cases else F.lit(None)
+
+
+def _finish(df: DataFrame, source: str, one_row_per_id: bool, payload: list[Column],
+            problem: Column, id_column: str) -> CheckedRows:
+    raw = tuple(df.columns)
+    renamed = [column(c).alias(RAW_PREFIX + c) for c in raw]
+    checks = [F.when(column(id_column).isNull(),
+                     F.struct(F.lit("null_id").alias("reason"),
+                              F.lit(f"{id_column} is null").alias("detail"),
+                              F.lit(id_column).alias("column")))]
+    first = F.coalesce(*checks, problem)
+    rows = df.select(*payload, first.alias("_problem"), *renamed)
+    rows = rows.select("*", F.col("_problem.reason").alias("_reason"),
+                       F.col("_problem.detail").alias("_detail"),
+                       F.col("_problem.column").alias("_column")).drop("_problem")
+    return CheckedRows(rows, source, one_row_per_id, raw)
+
+
+def _fmt(value: Column) -> Column:
+    return F.coalesce(value.cast("string"), F.lit("null"))
+
+
+# ---- labels ---------------------------------------------------------------------------------
+
+def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> CheckedRows:
+    ident = id_expression(df, "labels", inp.id_column)
+    k = len(names)
+    if inp.labels_format == "array":
+        _require(df, "labels", inp.labels_column, (T.IntegralType,), "array<int>", element=True)
+        tags = column(inp.labels_column).cast("array<long>")
+        bad = F.filter(tags, lambda x: x.isNull() | (x < 0) | (x >= k))
+        problem = _problem(
+            (tags.isNull(), "missing_labels", f"{inp.labels_column} is null",
+             inp.labels_column),
+            (F.size(bad) > 0, "bad_label_index",
+             F.concat(F.lit("class index "), _fmt(bad[0]), F.lit(f" is outside 0..{k - 1}")),
+             inp.labels_column))
+        classes = F.array_sort(F.array_distinct(tags.cast("array<int>")))
+        payload = [ident, F.lit(None).cast("int").alias("_unit"), classes.alias("_classes"),
+                   (F.size(tags) - F.size(F.array_distinct(tags))).alias("_repeated")]
+        return _finish(df, "labels", True, payload, problem, inp.id_column)
+    if inp.labels_format == "long":
+        tag_type = _require(df, "labels", inp.tag_column, (T.StringType, T.IntegralType),
+                            "a class name (string) or index (int)")
+        tag = column(inp.tag_column)
+        if isinstance(tag_type, T.StringType):
+            lookup = F.create_map(*[x for i, n in enumerate(names) for x in (F.lit(n), F.lit(i))])
+            unit = F.element_at(lookup, tag) if names else F.lit(None).cast("int")
+            problem = _problem(
+                (tag.isNull(), "unknown_class", f"{inp.tag_column} is null", inp.tag_column),
+                (unit.isNull(), "unknown_class",
+                 F.concat(F.lit("tag '"), tag, F.lit("' is not one of the classes")),
+                 inp.tag_column))
+        else:
+            unit = tag.cast("int")
+            problem = _problem(
+                (tag.isNull(), "bad_label_index", f"{inp.tag_column} is null", inp.tag_column),
+                ((tag < 0) | (tag >= k), "bad_label_index",
+                 F.concat(F.lit("class index "), _fmt(tag), F.lit(f" is outside 0..{k - 1}")),
+                 inp.tag_column))
+        payload = [ident, unit.cast("int").alias("_unit"),
+                   F.array(unit.cast("int")).alias("_classes"), F.lit(0).alias("_repeated")]
+        return _finish(df, "labels", False, payload, problem, inp.id_column)
+    # onehot: one 0/1 or boolean column per class
+    cells, checks = [], []
+    for index, name in enumerate(names):
+        data_type = _require(df, "labels", name, (T.BooleanType, T.IntegralType),
+                             "boolean or 0/1")
+        cell = column(name).cast("int") if isinstance(data_type, T.BooleanType) else column(name)
+        cells.append(F.when(cell == 1, F.lit(index)))
+        checks.append((cell.isNull() | ~cell.isin(0, 1), "bad_label_index",
+                       F.concat(F.lit(f"column '{name}' is "), _fmt(column(name)),
+                                F.lit(" (must be 0/1 or true/false)")), name))
+    classes = F.filter(F.array(*cells), lambda x: x.isNotNull())
+    payload = [ident, F.lit(None).cast("int").alias("_unit"), classes.alias("_classes"),
+               F.lit(0).alias("_repeated")]
+    return _finish(df, "labels", True, payload, _problem(*checks), inp.id_column)
+
+
+# ---- predictions -----------------------------------------------------------------------------
+
+def _probability_checks(values: Column, name: str) -> list:
+    non_finite = F.filter(F.transform(values, lambda p, i: F.struct(p.alias("p"), i.alias("i"))),
+                          lambda s: s.p.isNull() | F.isnan(s.p) | (F.abs(s.p) == float("inf")))
+    outside = F.filter(F.transform(values, lambda p, i: F.struct(p.alias("p"), i.alias("i"))),
+                       lambda s: (s.p < LOW) | (s.p > HIGH))
+    return [
+        (F.size(non_finite) > 0, "non_finite",
+         F.concat(F.lit("probability of class "), _fmt(non_finite[0].i), F.lit(" is "),
+                  _fmt(non_finite[0].p)), name),
+        (F.size(outside) > 0, "out_of_range",
+         F.concat(F.lit("probability of class "), _fmt(outside[0].i), F.lit(" is "),
+                  _fmt(outside[0].p), F.lit(" (outside [0, 1] +- 1e-6)")), name),
+    ]
+
+
+def prediction_element_type(df: DataFrame, inp: InputConfig, names: tuple[str, ...]
+                            ) -> T.DataType:
+    """float (float32 audit) or double, from the prediction columns' types."""
+    if inp.predictions_format == "array":
+        data_type = _require(df, "predictions", inp.predictions_column,
+                             (T.FloatType, T.DoubleType), "array<float> or array<double>",
+                             element=True)
+        return data_type.elementType
+    if inp.predictions_format == "long":
+        return _require(df, "predictions", inp.prob_column, (T.FloatType, T.DoubleType),
+                        "float or double")
+    types = [_require(df, "predictions", inp.prediction_prefix + n, (T.FloatType, T.DoubleType),
+                      "float or double") for n in names]
+    return T.FloatType() if all(isinstance(t, T.FloatType) for t in types) else T.DoubleType()
+
+
+def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> CheckedRows:
+    ident = id_expression(df, "predictions", inp.id_column)
+    element = prediction_element_type(df, inp, names)
+    k = len(names)
+    if inp.predictions_format in ("array", "wide"):
+        if inp.predictions_format == "array":
+            values, name = column(inp.predictions_column), inp.predictions_column
+        else:
+            values = F.array(*[column(inp.prediction_prefix + n).cast(element) for n in names])
+            name = inp.prediction_prefix + "*"
+        problem = _problem(
+            (values.isNull(), "non_finite", f"{name} is null", name),
+            (F.size(values) != k, "wrong_length",
+             F.concat(F.lit("has "), F.size(values).cast("string"),
+                      F.lit(f" probabilities, expected K={k}")), name),
+            *_probability_checks(values, name))
+        payload = [ident, F.lit(None).cast("int").alias("_unit"), values.alias("_probs")]
+        return _finish(df, "predictions", True, payload, problem, inp.id_column)
+    class_type = _require(df, "predictions", inp.class_column, (T.StringType, T.IntegralType),
+                          "a class name (string) or index (int)")
+    cls, prob = column(inp.class_column), column(inp.prob_column)
+    if isinstance(class_type, T.StringType):
+        lookup = F.create_map(*[x for i, n in enumerate(names) for x in (F.lit(n), F.lit(i))])
+        unit = F.element_at(lookup, cls)
+        unknown = F.concat(F.lit("class '"), _fmt(cls), F.lit("' is not one of the classes"))
+    else:
+        unit = F.when((cls >= 0) & (cls < k), cls.cast("int"))
+        unknown = F.concat(F.lit("class index "), _fmt(cls), F.lit(f" is outside 0..{k - 1}"))
+    problem = _problem(
+        (unit.isNull(), "unknown_class", unknown, inp.class_column),
+        (prob.isNull() | F.isnan(prob) | (F.abs(prob) == float("inf")), "non_finite",
+         F.concat(F.lit("probability is "), _fmt(prob)), inp.prob_column),
+        ((prob < LOW) | (prob > HIGH), "out_of_range",
+         F.concat(F.lit("probability "), _fmt(prob), F.lit(" is outside [0, 1] +- 1e-6")),
+         inp.prob_column))
+    payload = [ident, unit.cast("int").alias("_unit"), prob.cast(element).alias("_prob")]
+    return _finish(df, "predictions", False, payload, problem, inp.id_column)

@@ -1,0 +1,79 @@
+"""The class vocabulary: names in pred_probs order, from the config or the tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from labelqa.config import AuditConfig
+from labelqa.errors import ConfigError, InputError
+from labelqa.spark.names import column
+
+
+def _configured(config: AuditConfig) -> tuple[tuple[str, ...], str] | None:
+    if config.classes_path is not None:
+        try:
+            lines = Path(config.classes_path).read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise ConfigError(f"classes_path: cannot read {config.classes_path!r} "
+                              f"({error.strerror})") from None
+        return tuple(line.strip() for line in lines if line.strip()), \
+            f"classes_path {config.classes_path!r}"
+    if config.classes is not None:
+        return config.classes, "classes"
+    return None
+
+
+def _most_common_length(predictions: DataFrame, name: str) -> int | None:
+    row = (predictions.groupBy(F.size(column(name)).alias("k")).count()
+           .filter("k >= 0").orderBy(F.desc("count"), "k").first())
+    return None if row is None else int(row["k"])
+
+
+def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame) -> tuple[str, ...]:
+    """Class names; raises when the config and the data disagree about K."""
+    inp = config.input
+    configured = _configured(config)
+    if inp.predictions_format == "wide":
+        found = tuple(c[len(inp.prediction_prefix):] for c in predictions.columns
+                      if c != inp.id_column and c.startswith(inp.prediction_prefix))
+        names = configured[0] if configured else found
+    elif configured:
+        names = configured[0]
+    elif inp.labels_format == "onehot":
+        names = tuple(c for c in labels.columns if c != inp.id_column)
+    elif inp.predictions_format == "long":
+        if inp.class_column not in predictions.columns:
+            raise InputError("predictions", inp.class_column, "column not found (columns: "
+                             f"{', '.join(predictions.columns)})")
+        values = column(inp.class_column)
+        if isinstance(predictions.schema[inp.class_column].dataType, T.StringType):
+            names = tuple(r[0] for r in predictions.select(values).where(values.isNotNull())
+                          .distinct().orderBy(values).collect())
+        else:
+            top = predictions.agg(F.max(values)).first()[0]
+            names = tuple(str(k) for k in range(int(top) + 1)) if top is not None else ()
+    else:
+        if inp.predictions_column not in predictions.columns:
+            raise InputError("predictions", inp.predictions_column, "column not found "
+                             f"(columns: {', '.join(predictions.columns)})")
+        k = _most_common_length(predictions, inp.predictions_column)
+        names = tuple(str(i) for i in range(k or 0))
+    if configured and inp.predictions_format == "array":
+        k = _most_common_length(predictions, inp.predictions_column)
+        if k is not None and k != len(names):
+            raise ConfigError(f"{configured[1]}: {len(names)} class names, but the pred_probs "
+                              f"arrays have length K={k}")
+    if configured and inp.predictions_format == "wide":
+        missing = [n for n in names if inp.prediction_prefix + n not in predictions.columns]
+        if missing:
+            raise InputError("predictions", inp.prediction_prefix + missing[0],
+                             "column not found for a configured class")
+    if len(set(names)) != len(names):
+        raise ConfigError("classes: class names must be unique")
+    if len(names) < 2:
+        raise InputError("predictions", None, f"need at least 2 classes, found {len(names)}")
+    return names
