@@ -148,10 +148,19 @@ def table_status(checked: CheckedRows, expected_units: int | None) -> DataFrame:
 
 
 def _with_partner(status: DataFrame, partner_ids: DataFrame, reason: str, detail: str,
-                  keep_unpaired: bool) -> DataFrame:
-    """Rows still `ok` whose id has no `ok` row in the other table lose their partner."""
+                  unpaired_ok: DataFrame | None = None) -> DataFrame:
+    """Rows still `ok` whose id has no `ok` row in the other table lose their partner.
+
+    `unpaired_ok`: ids that have no row at all in the other table and are audited anyway
+    (long labels with `input.unlabeled_ids=empty`: an example with no tags).
+    """
     joined = status.join(partner_ids.withColumn("_paired", F.lit(True)), ID, "left")
-    lonely = (F.col("_status") == "ok") & F.col("_paired").isNull() & F.lit(not keep_unpaired)
+    if unpaired_ok is not None:
+        joined = joined.join(unpaired_ok.withColumn("_seen", F.lit(True)), ID, "left")
+        lonely = F.col("_paired").isNull() & F.col("_seen").isNotNull()
+    else:
+        lonely = F.col("_paired").isNull()
+    lonely = (F.col("_status") == "ok") & lonely
     return joined.select(
         *[column(c) for c in status.columns
           if c not in ("_status", "_reason", "_detail", "_column")],
@@ -191,6 +200,9 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     inp = config.input
     labels_in = count_rows(labels, "labels")
     predictions_in = count_rows(predictions, "predictions")
+    for table, rows in (("labels", labels_in), ("predictions", predictions_in)):
+        if rows == 0:
+            raise InputError(table, None, "the table is empty: no rows to audit")
     names = resolve(config, labels, predictions)
     k = len(names)
     checked_labels = labels_rows(labels, inp, names)
@@ -204,9 +216,13 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
               for name, df in (("labels", own_labels), ("predictions", own_predictions))}
     empty_when_unlabeled = inp.labels_format == "long" and inp.unlabeled_ids == "empty"
     label_status = _with_partner(own_labels, ok_ids["predictions"], "missing_prediction",
-                                 "no prediction row for this id", False)
+                                 "no prediction row for this id")
+    # with long labels, an id without any tag row may be an example with no tags; an id whose
+    # tag rows were rejected is not
+    any_label_ids = (own_labels.filter(F.col(ID).isNotNull()).select(ID).distinct()
+                     if empty_when_unlabeled else None)
     prediction_status = _with_partner(own_predictions, ok_ids["labels"], "missing_labels",
-                                      "no labels row for this id", empty_when_unlabeled)
+                                      "no accepted labels row for this id", any_label_ids)
     label_status = label_status.persist(StorageLevel.MEMORY_AND_DISK)
     prediction_status = prediction_status.persist(StorageLevel.MEMORY_AND_DISK)
     persisted = [label_status, prediction_status]
@@ -257,7 +273,10 @@ def _apply_policy(config: AuditConfig, quarantine: DataFrame, labels: SourceCoun
                   predictions: SourceCounts) -> None:
     if config.validation.on_bad_rows == "fail" and (labels.quarantined or
                                                      predictions.quarantined):
-        first = quarantine.orderBy("source", F.col("id").asc_nulls_first(), "reason").first()
+        # a row's own fault first; "its partner was rejected" only explains the consequence
+        consequence = F.col("reason").isin("missing_prediction", "missing_labels")
+        first = quarantine.orderBy(consequence, F.col("id").asc_nulls_first(), "source",
+                                   "reason").first()
         raise InputError(first["source"], first["column"], f"{first['reason']}: "
                          f"{first['detail']} (validation.on_bad_rows=fail)", first["id"])
 

@@ -10,6 +10,7 @@ from pyspark.sql import types as T
 
 from labelqa.config import AuditConfig
 from labelqa.errors import ConfigError, InputError
+from labelqa.spark.formats import prediction_element_type
 from labelqa.spark.names import column
 
 
@@ -57,12 +58,11 @@ def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame) -> t
             top = predictions.agg(F.max(values)).first()[0]
             names = tuple(str(k) for k in range(int(top) + 1)) if top is not None else ()
     else:
-        if inp.predictions_column not in predictions.columns:
-            raise InputError("predictions", inp.predictions_column, "column not found "
-                             f"(columns: {', '.join(predictions.columns)})")
+        prediction_element_type(predictions, inp, ())  # the column exists and is an array
         k = _most_common_length(predictions, inp.predictions_column)
         names = tuple(str(i) for i in range(k or 0))
     if configured and inp.predictions_format == "array":
+        prediction_element_type(predictions, inp, names)
         k = _most_common_length(predictions, inp.predictions_column)
         if k is not None and k != len(names):
             raise ConfigError(f"{configured[1]}: {len(names)} class names, but the pred_probs "
