@@ -30,6 +30,8 @@ PREDICTION_FORMATS = {"array": prediction_table, "wide": lambda s: prediction_ta
     s, NAMES, "p_"), "long": lambda s: prediction_table_long(s, NAMES)}
 SAMPLE = generate(700, len(NAMES), 31)
 
+pytestmark = pytest.mark.slow  # nine full runs: CI runs them (make test-slow)
+
 
 @pytest.fixture(scope="module")
 def outputs(spark, tmp_path_factory):

@@ -273,7 +273,18 @@ def _quarantined(spark, out) -> dict:
     return frame.groupby(["source", "reason"]).size().to_dict()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+# the default suite runs these; CI runs the whole corpus (the rest is marked slow)
+DEFAULT = {"null id in labels", "conflicting predictions rows", "exact duplicate labels row",
+           "NaN probability", "probability within cleanlab's 1e-6 slack", "label index >= K",
+           "a tag repeated in one row", "long labels: unknown tag name",
+           "long predictions: a class row missing", "onehot labels: a cell that is not 0/1",
+           "fail policy stops at the first bad row", "too many bad rows", "missing column",
+           "K in the config differs from the arrays"}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.name, marks=() if c.name in DEFAULT else (pytest.mark.slow,))
+    for c in CASES])
 def test_malformed_input(spark, tmp_path, capsys, case):
     code, labels_in, predictions_in = _run(tmp_path, case)
     err = capsys.readouterr().err

@@ -101,9 +101,12 @@ def table_status(checked: CheckedRows, expected_units: int | None) -> DataFrame:
     rows = checked.rows
     raw = [column(RAW_PREFIX + c) for c in checked.raw_columns]
     rows = rows.withColumn("_fingerprint", F.xxhash64(*raw))
-    copies = Window.partitionBy(ID, "_fingerprint").orderBy("_fingerprint")
-    rows = rows.withColumn("_copy", F.when(F.col(ID).isNull(), F.lit(1))
-                           .otherwise(F.row_number().over(copies)))
+    # one exchange by id for every window: a copy is a row whose predecessor in
+    # (fingerprint) order has the same fingerprint
+    copies = Window.partitionBy(ID).orderBy("_fingerprint")
+    repeat = F.lag("_fingerprint").over(copies) == F.col("_fingerprint")
+    rows = rows.withColumn("_copy", F.when(F.col(ID).isNull() | ~F.coalesce(repeat, F.lit(False)),
+                                           F.lit(1)).otherwise(F.lit(2)))
     kept = (F.col("_copy") == 1) & F.col(ID).isNotNull()
     per_id = Window.partitionBy(ID)
     per_unit = per_id if checked.one_row_per_id else Window.partitionBy(ID, "_unit")
@@ -178,22 +181,33 @@ def _quarantine_rows(status: DataFrame, source: str, raw_columns: tuple[str, ...
                     F.to_json(raw).alias("row_json"), F.col("_column").alias("column")))
 
 
-def _counts(status: DataFrame, rows: int, has_repeats: bool) -> SourceCounts:
-    found = (status.groupBy("_status", "_reason")
-             .agg(F.count(F.lit(1)).alias("n"),
-                  F.sum("_repeated" if has_repeats else F.lit(0)).alias("repeated"))
+def _counts(label_status: DataFrame, prediction_status: DataFrame, labels_in: int,
+            predictions_in: int) -> tuple[SourceCounts, SourceCounts]:
+    """Rows per state and reason of both tables, in one job."""
+    def per_state(status: DataFrame, source: str, repeats: bool) -> DataFrame:
+        return status.select(F.lit(source).alias("source"), "_status", "_reason",
+                             (F.col("_repeated") if repeats else F.lit(0)).alias("_repeated"))
+
+    found = (per_state(label_status, "labels", True)
+             .unionByName(per_state(prediction_status, "predictions", False))
+             .groupBy("source", "_status", "_reason")
+             .agg(F.count(F.lit(1)).alias("n"), F.sum("_repeated").alias("repeated"))
              .collect())
-    by_status = {"ok": 0, "quarantined": 0, "collapsed": 0}
-    reasons: dict[str, int] = {}
-    repeated = 0
-    for row in found:
-        by_status[row["_status"]] += row["n"]
-        if row["_status"] == "quarantined":
-            reasons[row["_reason"]] = reasons.get(row["_reason"], 0) + row["n"]
-        if row["_status"] == "ok":
-            repeated += int(row["repeated"] or 0)
-    return SourceCounts(rows, by_status["ok"], by_status["quarantined"], by_status["collapsed"],
-                        dict(sorted(reasons.items())), repeated)
+    counts = []
+    for source, rows in (("labels", labels_in), ("predictions", predictions_in)):
+        by_status = {"ok": 0, "quarantined": 0, "collapsed": 0}
+        reasons: dict[str, int] = {}
+        repeated = 0
+        for row in (r for r in found if r["source"] == source):
+            by_status[row["_status"]] += row["n"]
+            if row["_status"] == "quarantined":
+                reasons[row["_reason"]] = reasons.get(row["_reason"], 0) + row["n"]
+            if row["_status"] == "ok":
+                repeated += int(row["repeated"] or 0)
+        counts.append(SourceCounts(rows, by_status["ok"], by_status["quarantined"],
+                                   by_status["collapsed"], dict(sorted(reasons.items())),
+                                   repeated))
+    return counts[0], counts[1]
 
 
 def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) -> JoinedInput:
@@ -227,8 +241,8 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     prediction_status = prediction_status.persist(StorageLevel.MEMORY_AND_DISK)
     persisted = [label_status, prediction_status]
     try:
-        label_counts = _counts(label_status, labels_in, True)
-        prediction_counts = _counts(prediction_status, predictions_in, False)
+        label_counts, prediction_counts = _counts(label_status, prediction_status, labels_in,
+                                                  predictions_in)
         quarantine = _quarantine_rows(label_status, "labels", checked_labels.raw_columns) \
             .unionByName(_quarantine_rows(prediction_status, "predictions",
                                           checked_predictions.raw_columns))
