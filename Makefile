@@ -27,7 +27,7 @@ lint: $(STAMP)
 # What spark-submit's --py-files needs: the package as a zip.
 dist: $(STAMP)
 	rm -rf dist && mkdir -p dist
-	$(PY) -c "import shutil; shutil.make_archive('dist/labelqa', 'zip', '.', 'labelqa')"
+	$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/labelqa.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path('labelqa').rglob('*.py'))]; z.close()"
 	@echo "dist/labelqa.zip"
 
 clean:

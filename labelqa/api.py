@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,9 +12,21 @@ from pyspark.sql import DataFrame, SparkSession
 
 from labelqa import __version__
 from labelqa.config import AuditConfig
+from labelqa.errors import GateFailed
+from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
+from labelqa.spark.history import append_run, compare_with_previous
 from labelqa.spark.inputs import JoinedInput, bad_fraction_error, join_inputs, read_parquet
-from labelqa.spark.output import TABLES, table_path, write_manifest, write_partition
+from labelqa.spark.output import (
+    TABLES,
+    discard,
+    manifest_path,
+    partition_dir,
+    publish,
+    staging_root,
+    write_manifest,
+    write_partition,
+)
 
 Clock = Callable[[], dt.datetime]
 
@@ -43,6 +56,9 @@ class RunReport:
     num_label_issues: int
     overall_health_score: float
     manifest: str
+    status: str = "succeeded"
+    gates_failed: list[str] = dataclasses.field(default_factory=list)
+    comparison: str = ""
 
 
 def audit_dataframes(spark: SparkSession, labels: DataFrame, predictions: DataFrame,
@@ -102,43 +118,117 @@ def summary_frame(spark: SparkSession, joined: JoinedInput, tables: AuditTables,
     return spark.createDataFrame([row], schema)
 
 
+def evaluate_gates(config: AuditConfig, tables: AuditTables) -> list[str]:
+    """The quality gates this run fails, in words (empty: it passes)."""
+    gates, failures = config.gates, []
+    fraction = tables.num_label_issues / tables.plan.num_rows
+    if gates.max_issue_fraction is not None and fraction > gates.max_issue_fraction:
+        failures.append(f"issue fraction {fraction:.4f} > gates.max_issue_fraction="
+                        f"{gates.max_issue_fraction}")
+    health = tables.overall_health_score
+    if gates.min_health_score is not None and health < gates.min_health_score:
+        failures.append(f"health score {health:.4f} < gates.min_health_score="
+                        f"{gates.min_health_score}")
+    if gates.max_class_label_noise is not None:
+        noise = tables.label_noise
+        worst = int(noise.argmax())
+        if noise[worst] > gates.max_class_label_noise:
+            failures.append(f"label noise of class {tables.class_names[worst]!r} "
+                            f"{noise[worst]:.4f} > gates.max_class_label_noise="
+                            f"{gates.max_class_label_noise}")
+    return failures
+
+
 def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, output: str,
                   config: AuditConfig, run: RunContext) -> RunReport:
-    """Read, audit, write every table's partition, then the manifest (last)."""
+    """Read, audit, stage every table, publish them together, then write the manifest.
+
+    Nothing of a failed run becomes visible, except the quarantine table of a run stopped by
+    `validation.max_bad_fraction` (the contract says it is written). A run that fails a
+    quality gate publishes everything, with manifest status `gate_failed`, then raises
+    `GateFailed` (exit 3).
+    """
     started_at = run.clock()
-    labels = read_parquet(spark, labels_path, "labels")
-    predictions = read_parquet(spark, predictions_path, "predictions")
-    joined = join_inputs(labels, predictions, config)
+    stages = StageLog()
+    staging = staging_root(output, run.run_id)
+    log.info("run %s: dataset=%s run_date=%s output=%s", run.run_id, run.dataset, run.run_date,
+             redact_uri(output))
     try:
-        write_partition(joined.quarantine, output, "quarantine", run.dataset, run.run_date)
-        too_many_bad = bad_fraction_error(config, joined)
-        if too_many_bad is not None:
-            raise too_many_bad
-        tables = run_audit(spark, joined, config, joined.class_names)
+        with stages.stage("read and check inputs") as info:
+            labels = read_parquet(spark, labels_path, "labels")
+            predictions = read_parquet(spark, predictions_path, "predictions")
+            joined = join_inputs(labels, predictions, config)
+            info["rows"] = joined.num_rows
+            info["note"] = (f"labels {joined.labels.rows} in, {joined.labels.quarantined} "
+                            f"quarantined; predictions {joined.predictions.rows} in, "
+                            f"{joined.predictions.quarantined} quarantined")
         try:
-            for name, df in (("examples", tables.examples),
-                             ("class_issues", tables.class_issues),
-                             ("classes", tables.classes)):
-                write_partition(df, output, name, run.dataset, run.run_date)
-            summary = summary_frame(spark, joined, tables, config, run, started_at)
-            write_partition(summary, output, "summary", run.dataset, run.run_date)
+            with stages.stage("write quarantine") as info:
+                write_partition(joined.quarantine, staging, "quarantine", run.dataset,
+                                run.run_date)
+                info["rows"] = joined.labels.quarantined + joined.predictions.quarantined
+            too_many_bad = bad_fraction_error(config, joined)
+            if too_many_bad is not None:
+                publish(spark, staging, output, ("quarantine",), run.dataset, run.run_date)
+                raise too_many_bad
+            with stages.stage("audit") as info:
+                tables = run_audit(spark, joined, config, joined.class_names)
+                info["rows"] = joined.num_rows
+                info["note"] = f"{tables.num_label_issues} label issues"
+            try:
+                for name, df in (("examples", tables.examples),
+                                 ("class_issues", tables.class_issues),
+                                 ("classes", tables.classes)):
+                    with stages.stage(f"write {name}"):
+                        write_partition(df, staging, name, run.dataset, run.run_date)
+                failures = evaluate_gates(config, tables)
+                status = "gate_failed" if failures else "succeeded"
+                comparison = compare_with_previous(spark, output, run.dataset, run.run_date,
+                                                   tables.classes)
+                summary = summary_frame(spark, joined, tables, config, run, started_at)
+                write_partition(summary, staging, "summary", run.dataset, run.run_date)
+                with stages.stage("publish"):
+                    publish(spark, staging, output, TABLES, run.dataset, run.run_date)
+            finally:
+                tables.release()
         finally:
-            tables.release()
-    finally:
-        joined.release()
-    manifest = write_manifest(spark, output, run.dataset, run.run_date, {
-        "run_id": run.run_id, "status": "succeeded", "dataset": run.dataset,
-        "run_date": run.run_date, "config": config.to_json(),
-        "inputs": {"labels": labels_path, "predictions": predictions_path},
+            joined.release()
+    except BaseException:
+        discard(spark, staging)
+        raise
+    finished_at = run.clock()
+    report = RunReport(output, run.dataset, run.run_date, run.run_id, joined.num_rows,
+                       joined.num_classes, tables.num_label_issues,
+                       tables.overall_health_score, manifest_path(output, run.dataset,
+                                                                  run.run_date),
+                       status, failures, comparison.describe(tables.overall_health_score,
+                                                             tables.num_label_issues))
+    append_run(spark, output, run.dataset, {
+        "run_id": run.run_id, "run_date": run.run_date, "status": status,
+        "num_examples": joined.num_rows, "num_classes": joined.num_classes,
+        "num_label_issues": tables.num_label_issues,
+        "overall_health_score": tables.overall_health_score, "gates_failed": failures,
+        "previous_run_date": comparison.previous_run_date,
+        "previous_health_score": comparison.previous_health_score,
+        "previous_num_label_issues": comparison.previous_num_label_issues,
+        "class_noise_changes": comparison.class_noise_changes,
+        "started_at": started_at, "finished_at": finished_at})
+    write_manifest(spark, output, run.dataset, run.run_date, {
+        "run_id": run.run_id, "status": status, "gates_failed": failures,
+        "dataset": run.dataset, "run_date": run.run_date, "config": json.loads(config.to_json()),
+        "inputs": {"labels": redact_uri(labels_path),
+                   "predictions": redact_uri(predictions_path)},
         "rows": {"labels": dataclasses.asdict(joined.labels),
                  "predictions": dataclasses.asdict(joined.predictions),
                  "audited_examples": joined.num_rows,
                  "label_issues": tables.num_label_issues},
-        "outputs": {name: f"{table_path(output, name)}/dataset={run.dataset}/"
-                          f"run_date={run.run_date}" for name in TABLES},
+        "outputs": {name: partition_dir(output, name, run.dataset, run.run_date)
+                    for name in TABLES},
+        "comparison": dataclasses.asdict(comparison),
         "versions": {"labelqa": __version__, "spark": spark.version},
-        "timings": {"started_at": started_at.isoformat(), "finished_at": run.clock().isoformat()},
+        "timings": {"started_at": started_at.isoformat(), "finished_at": finished_at.isoformat(),
+                    "stages_seconds": stages.timings},
     })
-    return RunReport(output, run.dataset, run.run_date, run.run_id, joined.num_rows,
-                     joined.num_classes, tables.num_label_issues, tables.overall_health_score,
-                     manifest)
+    if failures:
+        raise GateFailed(failures, report)
+    return report

@@ -14,7 +14,8 @@ import traceback
 import uuid
 from collections.abc import Sequence
 
-from labelqa.errors import ConfigError, LabelqaError
+from labelqa.errors import ConfigError, GateFailed, LabelqaError
+from labelqa.progress import redact_uri
 
 log = logging.getLogger("labelqa")
 
@@ -71,13 +72,25 @@ def _audit(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     run_date = args.run_date or utc_now().date().isoformat()
     spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
-    report = run_audit_job(spark, args.labels, args.predictions, args.output, config,
-                           RunContext(args.dataset, run_date, uuid.uuid4().hex))
+    if getattr(args, "verbose", False):
+        spark.sparkContext.setLogLevel("INFO")
+    try:
+        report = run_audit_job(spark, args.labels, args.predictions, args.output, config,
+                               RunContext(args.dataset, run_date, uuid.uuid4().hex))
+    except GateFailed as failed:
+        _print_report(failed.report)
+        raise
+    _print_report(report)
+    return 0
+
+
+def _print_report(report) -> None:
     print(f"audited {report.num_examples} examples x {report.num_classes} classes: "
           f"{report.num_label_issues} label issues, health {report.overall_health_score:.4f}")
-    print(f"outputs: {report.output} (dataset={report.dataset}, run_date={report.run_date})")
-    print(f"manifest: {report.manifest}")
-    return 0
+    print(report.comparison)
+    print(f"outputs: {redact_uri(report.output)} (dataset={report.dataset}, "
+          f"run_date={report.run_date})")
+    print(f"manifest: {redact_uri(report.manifest)} (status {report.status})")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -89,8 +102,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+    # one line per stage on stderr; details (and Spark's own INFO log) with --verbose
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("labelqa").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
         return _audit(args) if args.command == "audit" else _demo(args)

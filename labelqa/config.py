@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,15 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class GatesConfig:
+    """Quality gates: a run that breaks one still writes its outputs, then exits 3."""
+
+    max_issue_fraction: float | None = None
+    min_health_score: float | None = None
+    max_class_label_noise: float | None = None
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     """Spark settings applied when labelqa builds the session (ignored keys: none)."""
 
@@ -79,14 +89,27 @@ class AuditConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     issues: IssuesConfig = field(default_factory=IssuesConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    gates: GatesConfig = field(default_factory=GatesConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        """The effective configuration, with secret-looking Spark settings redacted."""
+        tree = dataclasses.asdict(self)
+        tree["spark"]["conf"] = {k: redact_setting(k, v) for k, v in self.spark.conf.items()}
+        return json.dumps(tree, sort_keys=True, default=list)
+
+
+_SECRET = re.compile(r"secret|password|passwd|token|credential|access\.?key|private", re.I)
+
+
+def redact_setting(key: str, value: str) -> str:
+    """Hide the value of a setting whose name says it is a credential."""
+    return "*****" if _SECRET.search(key) else value
 
 
 _SECTIONS = {"input": InputConfig, "validation": ValidationConfig, "scoring": ScoringConfig,
-             "issues": IssuesConfig, "output": OutputConfig, "spark": SparkConfig}
+             "issues": IssuesConfig, "output": OutputConfig, "gates": GatesConfig,
+             "spark": SparkConfig}
 
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -106,6 +129,8 @@ def _typed(key: str, value: Any, default: Any, annotation: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
+    if annotation.endswith(" | None"):
+        annotation = annotation[: -len(" | None")]
     if annotation == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
@@ -127,10 +152,6 @@ def _typed(key: str, value: Any, default: Any, annotation: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping of Spark settings, got {value!r}")
         return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
-    if annotation.startswith("str |"):
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
     raise ConfigError(f"{key}: unsupported value {value!r}")  # pragma: no cover
 
 
@@ -186,6 +207,10 @@ def validate(config: AuditConfig) -> AuditConfig:
     _choice("validation.on_bad_rows", config.validation.on_bad_rows, ("quarantine", "fail"))
     if not 0 <= config.validation.max_bad_fraction <= 1:
         raise ConfigError("validation.max_bad_fraction: must be within 0..1")
+    for name in ("max_issue_fraction", "min_health_score", "max_class_label_noise"):
+        value = getattr(config.gates, name)
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"gates.{name}: {value} is outside 0..1")
     if config.classes is not None and config.classes_path is not None:
         raise ConfigError("classes and classes_path: give one of them, not both")
     return config

@@ -28,3 +28,13 @@ class InputError(LabelqaError):
         if example is not None:
             message += f" (example id: {example!r})"
         super().__init__(message)
+
+
+class GateFailed(LabelqaError):
+    """A configured quality gate failed; the outputs and the manifest are written (exit 3)."""
+
+    exit_code = 3
+
+    def __init__(self, failures: list[str], report: object = None):
+        self.failures, self.report = failures, report
+        super().__init__("quality gate failed: " + "; ".join(failures))

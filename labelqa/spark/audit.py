@@ -43,6 +43,17 @@ class AuditTables:
     plan: AuditPlan
     num_label_issues: int
     persisted: tuple[DataFrame, ...]
+    names: tuple[str, ...] = ()
+    label_issues: np.ndarray | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.names
+
+    @property
+    def label_noise(self) -> np.ndarray:
+        """Per-class label noise (flagged annotated examples / N), as in the classes table."""
+        return self.label_issues / self.plan.num_rows
 
     @property
     def overall_health_score(self) -> float:
@@ -92,10 +103,11 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
     if counts["rows"] != num_rows:  # pragma: no cover - a broken invariant, never bad input
         raise RuntimeError(f"scored {counts['rows']} rows out of {num_rows}")
     class_issues = class_issue_rows(scored, class_names)
-    classes = class_table(spark, plan, class_issues, class_names)
+    label_issues, inverse = class_counts(class_issues, num_classes)
+    classes = class_table(spark, plan, label_issues, inverse, class_names)
     examples = example_rows(scored, config.output.class_scores)
     return AuditTables(examples, class_issues, classes, plan, int(counts["issues"]),
-                       (scored,))
+                       (scored,), class_names, label_issues)
 
 
 def score_rows(rows: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut], joined: JoinedInput,
@@ -158,18 +170,24 @@ def example_rows(scored: DataFrame, with_class_scores: bool) -> DataFrame:
     return (scored.join(ranks.select("id", "issue_rank"), "id", "left").select(*columns))
 
 
-def class_table(spark: SparkSession, plan: AuditPlan, class_issues: DataFrame,
-                class_names: tuple[str, ...]) -> DataFrame:
-    """One row per class: counts, thresholds, calibrated joint, noise (K rows, built on the
-    driver from K-sized aggregates)."""
+def class_counts(class_issues: DataFrame, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flagged pairs per class: annotated (label issues) and not annotated (inverse)."""
     counts = (class_issues.groupBy("class_index")
-              .agg(F.count_if("given").alias("given"), F.count_if(~F.col("given")).alias("missing"))
+              .agg(F.count_if("given").alias("given"),
+                   F.count_if(~F.col("given")).alias("missing"))
               .collect())
-    label_issues = np.zeros(plan.num_classes, dtype=np.int64)
-    inverse = np.zeros(plan.num_classes, dtype=np.int64)
+    label_issues = np.zeros(num_classes, dtype=np.int64)
+    inverse = np.zeros(num_classes, dtype=np.int64)
     for row in counts:
         label_issues[row["class_index"]] = row["given"]
         inverse[row["class_index"]] = row["missing"]
+    return label_issues, inverse
+
+
+def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
+                inverse: np.ndarray, class_names: tuple[str, ...]) -> DataFrame:
+    """One row per class: counts, thresholds, calibrated joint, noise (K rows, built on the
+    driver from K-sized aggregates)."""
     joint = plan.calibrated_joint
     noise = label_issues / plan.num_rows
     table = pd.DataFrame({

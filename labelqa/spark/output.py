@@ -21,17 +21,59 @@ def write_partition(df: DataFrame, output: str, table: str, dataset: str, run_da
      .partitionBy("dataset", "run_date").parquet(table_path(output, table)))
 
 
+def partition_dir(root: str, table: str, dataset: str, run_date: str) -> str:
+    return f"{table_path(root, table)}/dataset={dataset}/run_date={run_date}"
+
+
+def staging_root(output: str, run_id: str) -> str:
+    """Where a run writes its tables before they become visible."""
+    return f"{output.rstrip('/')}/_staging/{run_id}"
+
+
+def _fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, ...],
+            dataset: str, run_date: str) -> None:
+    """Move the staged partitions of `tables` into place, replacing the previous ones.
+
+    Each table's partition is swapped by two renames (the old one aside, the new one in);
+    readers see the old partition or the new one, never a half-written one.
+    """
+    for table in tables:
+        fs, source = _fs(spark, partition_dir(staging, table, dataset, run_date))
+        _, target = _fs(spark, partition_dir(output, table, dataset, run_date))
+        if not fs.exists(source):  # an empty table: Spark wrote no partition directory
+            fs.mkdirs(source)
+        fs.mkdirs(target.getParent())
+        aside = None
+        if fs.exists(target):
+            _, aside = _fs(spark, f"{staging}/_replaced/{table}")
+            fs.mkdirs(aside.getParent())
+            if not fs.rename(target, aside):  # pragma: no cover - filesystem refused
+                raise OSError(f"could not move {target} aside")
+        if not fs.rename(source, target):  # pragma: no cover - filesystem refused
+            raise OSError(f"could not move {source} to {target}")
+    discard(spark, staging)
+
+
+def discard(spark: SparkSession, path: str) -> None:
+    fs, target = _fs(spark, path)
+    if fs.exists(target):
+        fs.delete(target, True)
+
+
 def manifest_path(output: str, dataset: str, run_date: str) -> str:
     return f"{output.rstrip('/')}/_manifests/dataset={dataset}/run_date={run_date}.json"
 
 
 def write_text_atomically(spark: SparkSession, path: str, text: str) -> None:
     """Write through Hadoop's FileSystem (local, HDFS, object stores): temp file, then rename."""
-    jvm = spark.sparkContext._jvm
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
-    target = jvm.org.apache.hadoop.fs.Path(path)
-    fs = target.getFileSystem(hadoop_conf)
-    temporary = jvm.org.apache.hadoop.fs.Path(path + ".inprogress")
+    fs, target = _fs(spark, path)
+    _, temporary = _fs(spark, path + ".inprogress")
     stream = fs.create(temporary, True)
     try:
         stream.write(bytearray(text.encode("utf-8")))

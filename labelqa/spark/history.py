@@ -1,0 +1,78 @@
+"""Run history: the `runs` table and the comparison with the dataset's previous run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from labelqa.spark.output import table_path
+
+RUNS_SCHEMA = ("run_id string, run_date string, status string, num_examples long, "
+               "num_classes int, num_label_issues long, overall_health_score double, "
+               "gates_failed array<string>, previous_run_date string, "
+               "previous_health_score double, previous_num_label_issues long, "
+               "class_noise_changes array<struct<class_name: string, label_noise: double, "
+               "previous_label_noise: double, change: double>>, "
+               "started_at timestamp, finished_at timestamp")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    previous_run_date: str | None = None
+    previous_health_score: float | None = None
+    previous_num_label_issues: int | None = None
+    class_noise_changes: list[dict] = field(default_factory=list)
+
+    def describe(self, health: float, issues: int) -> str:
+        if self.previous_run_date is None:
+            return "no previous run of this dataset to compare with"
+        moved = ", ".join(f"{c['class_name']} {c['change']:+.4f}"
+                          for c in self.class_noise_changes) or "none"
+        return (f"compared with {self.previous_run_date}: health "
+                f"{self.previous_health_score:.4f} -> {health:.4f} "
+                f"({health - self.previous_health_score:+.4f}), label issues "
+                f"{self.previous_num_label_issues} -> {issues} "
+                f"({issues - self.previous_num_label_issues:+d}); label noise moved most: {moved}")
+
+
+def _read(spark: SparkSession, output: str, table: str) -> DataFrame | None:
+    try:
+        return spark.read.parquet(table_path(output, table))
+    except Exception:  # noqa: BLE001 - no such table yet (first run)
+        return None
+
+
+def compare_with_previous(spark: SparkSession, output: str, dataset: str, run_date: str,
+                          classes: DataFrame, top: int = 5) -> Comparison:
+    """The latest earlier run date of `dataset` (K-sized reads only)."""
+    summary = _read(spark, output, "summary")
+    if summary is None:
+        return Comparison()
+    earlier = (summary.filter((F.col("dataset") == dataset)
+                              & (F.col("run_date").cast("string") < run_date))
+               .orderBy(F.col("run_date").desc()).limit(1).collect())
+    if not earlier:
+        return Comparison()
+    previous = earlier[0]
+    previous_date = str(previous["run_date"])
+    old_classes = _read(spark, output, "classes")
+    changes = []
+    if old_classes is not None:
+        old = (old_classes.filter((F.col("dataset") == dataset)
+                                  & (F.col("run_date").cast("string") == previous_date))
+               .select("class_name", F.col("label_noise").alias("previous_label_noise")))
+        moved = (classes.select("class_name", "label_noise").join(old, "class_name")
+                 .withColumn("change", F.col("label_noise") - F.col("previous_label_noise"))
+                 .orderBy(F.abs("change").desc(), "class_name").limit(top).collect())
+        changes = [row.asDict() for row in moved if row["change"] != 0]
+    return Comparison(previous_date, previous["overall_health_score"],
+                      previous["num_label_issues"], changes)
+
+
+def append_run(spark: SparkSession, output: str, dataset: str, row: dict) -> None:
+    """Add this run's row to `runs/dataset=<name>/` (history accumulates; never rewritten)."""
+    (spark.createDataFrame([row], RUNS_SCHEMA).withColumn("dataset", F.lit(dataset))
+     .coalesce(1).write.mode("append").partitionBy("dataset")
+     .parquet(table_path(output, "runs")))
