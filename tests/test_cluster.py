@@ -189,5 +189,9 @@ def test_a_corrupt_input_file_exits_2_with_a_clear_message(cluster, inputs, tmp_
     result = _submit(cluster, tmp_path, tmp_path / "out", labels="broken",
                      predictions=str(inputs / "predictions"))
     assert result.returncode == 2, result.stdout + result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("labelqa: error: labels: unreadable input file")
+    # spark-submit's PythonRunner merges the Python driver's stderr into its own stdout
+    printed = result.stdout + result.stderr
+    errors = [line for line in printed.splitlines() if line.startswith("labelqa: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        "labelqa: error: labels: unreadable input file"), printed
+    assert "Traceback" not in printed

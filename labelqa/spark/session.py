@@ -42,6 +42,7 @@ def build_session(master: str | None = None, conf: dict[str, str] | None = None,
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")  # stage lines are labelqa's; --verbose turns INFO on
     for key, value in settings.items():  # an already running session takes them too
         if not key.startswith("spark.ui.") and spark.conf.isModifiable(key):
             spark.conf.set(key, value)

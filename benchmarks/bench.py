@@ -1,0 +1,204 @@
+"""Benchmark: labelqa's Spark audit vs cleanlab vs a one-process NumPy floor, side by side.
+
+    .venv/bin/python benchmarks/bench.py --rows 1000000 --classes 40 --repeat 3
+
+Generates N x K inputs in the array format chunk by chunk (memory flat in N; predictions
+stored in another row order than labels), then times three whole processes on the same
+files and prints wall time, the peak memory of the whole process tree (driver JVM and
+Python workers included), and the ratios:
+
+* labelqa: `python -m labelqa audit` (local Spark, all tables written, start-up included);
+* cleanlab: read, align by id, `find_label_issues` + `get_label_quality_scores`;
+* NumPy floor: read, align by id, per-class thresholds, EMA scores - the least any
+  implementation must do.
+
+Only public tools: the standard library reads /proc for the process tree's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def generate(folder: Path, rows: int, classes: int, chunk: int, seed: int = 7) -> None:
+    """Write labels/ and predictions/ as one Parquet file per chunk (reverse chunk order and
+    shuffled rows for predictions)."""
+    (folder / "labels").mkdir(parents=True, exist_ok=True)
+    (folder / "predictions").mkdir(parents=True, exist_ok=True)
+    prevalence = np.random.default_rng(seed).uniform(0.02, 0.3, classes)
+    for index, start in enumerate(range(0, rows, chunk)):
+        size = min(chunk, rows - start)
+        rng = np.random.default_rng([seed, index])
+        truth = rng.random((size, classes)) < prevalence
+        given = truth ^ (truth & (rng.random(truth.shape) < 0.04)) ^ \
+            (~truth & (rng.random(truth.shape) < 0.005))
+        logits = rng.normal(0.0, 1.2, truth.shape) + np.where(truth, 2.5, -2.5)
+        probs = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        ids = np.arange(start, start + size, dtype=np.int64)
+        rows_of, cols_of = np.nonzero(given)
+        offsets = np.zeros(size + 1, dtype=np.int32)
+        np.cumsum(np.bincount(rows_of, minlength=size), out=offsets[1:])
+        labels = pa.table({"id": ids, "labels": pa.ListArray.from_arrays(
+            pa.array(offsets), pa.array(cols_of.astype(np.int32)))})
+        pq.write_table(labels, folder / "labels" / f"part-{index:05d}.parquet")
+        order = rng.permutation(size)
+        flat = pa.array(probs[order].reshape(-1))
+        prob_offsets = pa.array(np.arange(0, size * classes + 1, classes, dtype=np.int32))
+        predictions = pa.table({"id": ids[order],
+                                "pred_probs": pa.ListArray.from_arrays(prob_offsets, flat)})
+        count = (rows + chunk - 1) // chunk
+        pq.write_table(predictions, folder / "predictions" / f"part-{count - index:05d}.parquet")
+
+
+READ_AND_ALIGN = textwrap.dedent("""
+    import sys, numpy as np, pyarrow.parquet as pq, pyarrow.compute as pc
+    folder = sys.argv[1]
+    labels = pq.read_table(folder + "/labels")
+    predictions = pq.read_table(folder + "/predictions")
+    label_order = np.argsort(labels["id"].to_numpy())
+    prediction_order = np.argsort(predictions["id"].to_numpy())
+    column = predictions["pred_probs"].combine_chunks()
+    k = len(column[0])
+    probs = column.flatten().to_numpy().reshape(-1, k)[prediction_order]
+    lists = labels["labels"].combine_chunks()
+    n = len(lists)
+    given = np.zeros((n, k), dtype=bool)
+    parents = pc.list_parent_indices(lists).to_numpy()
+    given[np.argsort(label_order)[parents], lists.flatten().to_numpy()] = True
+""")
+
+CLEANLAB = READ_AND_ALIGN + textwrap.dedent("""
+    from cleanlab.multilabel_classification.filter import find_label_issues
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+    label_lists = [list(np.flatnonzero(row)) for row in given]
+    issues = find_label_issues(label_lists, probs)
+    scores = get_label_quality_scores(label_lists, probs)
+    print("issues", int(issues.sum()))
+""")
+
+FLOOR = READ_AND_ALIGN + textwrap.dedent("""
+    complement = 1 - probs
+    positives = given.sum(axis=0)
+    t1 = np.where(given, probs, 0).sum(axis=0) / np.maximum(positives, 1)
+    t0 = np.where(given, 0, complement).sum(axis=0) / np.maximum(n - positives, 1)
+    self_confidence = np.where(given, probs, complement).astype(np.float64)
+    ordered = np.sort(self_confidence, axis=1)[:, ::-1]
+    ema = ordered[:, 0]
+    for j in range(1, k):
+        ema = 0.8 * ordered[:, j] + 0.2 * ema
+    print("floor", float(ema.mean()), float(t0.mean() + t1.mean()))
+""")
+
+
+def _tree_rss(root: int) -> int:
+    """Resident memory (bytes) of `root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def measure(command: list[str], env: dict | None = None) -> tuple[float, int, int, str]:
+    """Wall seconds, peak process-tree RSS, exit code, last output line."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env)
+    peak = 0
+    output: list[str] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
+    while process.poll() is None:
+        peak = max(peak, _tree_rss(process.pid))
+        time.sleep(0.25)
+    reader.join()
+    wall = time.perf_counter() - start
+    last = output[-1].strip() if output else ""
+    return wall, peak, process.returncode, last
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=40)
+    parser.add_argument("--chunk", type=int, default=250_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--work", default=None, help="folder for inputs and outputs")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["labelqa", "cleanlab", "floor"])
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="labelqa-bench-"))
+    data = work / f"n{args.rows}-k{args.classes}"
+    if not (data / "predictions").exists():
+        started = time.perf_counter()
+        generate(data, args.rows, args.classes, args.chunk)
+        print(f"generated {args.rows:,} x {args.classes} in {time.perf_counter() - started:.1f}"
+              f" s at {data}")
+    python = sys.executable
+    env = {**os.environ, "PYSPARK_PYTHON": python}
+    commands = {
+        "labelqa": [python, "-m", "labelqa", "audit", "--labels", str(data / "labels"),
+                    "--predictions", str(data / "predictions"), "--output",
+                    str(work / "out"), "--master", args.master, "--dataset", "bench",
+                    "--set", f"spark.conf.spark.driver.memory={args.driver_memory}"],
+        "cleanlab": [python, "-c", CLEANLAB, str(data)],
+        "floor": [python, "-c", FLOOR, str(data)],
+    }
+    results: dict[str, list[tuple[float, int]]] = {}
+    for name, command in commands.items():
+        if name in args.skip:
+            continue
+        for attempt in range(args.repeat):
+            wall, peak, code, last = measure(command, env)
+            status = "ok" if code == 0 else f"exit {code}: {last}"
+            print(f"{name:9s} run {attempt + 1}: {wall:8.1f} s  peak {peak / 2**20:8.0f} MiB"
+                  f"  {status}", flush=True)
+            if code == 0:
+                results.setdefault(name, []).append((wall, peak))
+    print(f"\n{args.rows:,} examples x {args.classes} classes, {args.master}, "
+          f"{os.cpu_count()} cores; medians of {args.repeat} run(s)")
+    medians = {name: (statistics.median(w for w, _ in runs), max(p for _, p in runs))
+               for name, runs in results.items()}
+    for name, (wall, peak) in medians.items():
+        print(f"  {name:9s} {wall:8.1f} s   peak tree RSS {peak / 2**20:8.0f} MiB")
+    if "labelqa" in medians:
+        for other in ("cleanlab", "floor"):
+            if other in medians:
+                print(f"  labelqa / {other}: {medians['labelqa'][0] / medians[other][0]:.2f}x "
+                      "time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
