@@ -139,7 +139,7 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, int, in
     reader.start()
     while process.poll() is None:
         peak = max(peak, _tree_rss(process.pid))
-        time.sleep(0.25)
+        time.sleep(0.5)
     reader.join()
     wall = time.perf_counter() - start
     last = output[-1].strip() if output else ""

@@ -15,7 +15,6 @@ import numpy as np
 
 from labelqa.core.batch import Batch
 from labelqa.core.constants import DEFAULT_ALPHA, FLOATING_POINT_COMPARISON
-from labelqa.core.joint import confident_guess
 from labelqa.core.scores import class_scores, exponential_moving_average
 
 #: Selection kinds, their groups and their key ranges (for histogram bins).
@@ -38,10 +37,10 @@ def disagreements(batch: Batch) -> np.ndarray:
     return member_wrong | missing
 
 
-def confident_learning_flags(batch: Batch, cut_not_given: np.ndarray, cut_given: np.ndarray
+def confident_learning_flags(batch: Batch, counted: np.ndarray, guess: np.ndarray
                              ) -> np.ndarray:
-    """(n, K): confidently on the other side than annotated (off-diagonal), minus near-ties."""
-    counted, guess = confident_guess(batch, cut_not_given, cut_given)
+    """(n, K): confidently on the other side than annotated (the confident joint's
+    off-diagonal, from `confident_guess`), minus near-ties."""
     return counted & (guess != batch.given) & disagreements(batch)
 
 
@@ -77,10 +76,9 @@ def selection_pairs(batch: Batch, kind: str, enabled: np.ndarray) -> Pairs:
         eligible = disagreements(batch) & enabled[group_of]
         if kind == NOISE_RATE:
             # cleanlab sorts by -(margin of the other side over the given side)
-            key_matrix = -(np.where(batch.given, batch.complement, batch.probs)
-                           - np.where(batch.given, batch.probs, batch.complement))
+            key_matrix = -(batch.other_side_prob - batch.given_side_prob)
         else:
-            key_matrix = np.where(batch.given, batch.probs, batch.complement)
+            key_matrix = batch.given_side_prob
     else:
         raise ValueError(f"unknown selection kind {kind!r}")
     rows, classes = np.nonzero(eligible)

@@ -73,7 +73,7 @@ def joint_partials(batch: Batch, thresholds: ConfidentThresholds, judged: np.nda
                    ) -> dict[str, np.ndarray]:
     cut_not, cut_given = thresholds.cut_points()
     counted, guess = confident_guess(batch, cut_not, cut_given)
-    cl = counted & (guess != batch.given) & fl.disagreements(batch) & judged[None, :]
+    cl = fl.confident_learning_flags(batch, counted, guess) & judged[None, :]
     return {
         "raw_joint": raw_joint_counts(batch.given, counted, guess),
         "cl_flags": cl.sum(axis=0).astype(np.int64),
@@ -196,8 +196,8 @@ def audit_batch(batch: Batch, plan: AuditPlan, cuts: dict[str, fl.Cut]) -> Batch
     elif filter_by == "both":
         class_flags = selected["noise_rate"] & selected["by_class"]
     elif filter_by == "confident_learning":
-        cut_not, cut_given = plan.thresholds.cut_points()
-        class_flags = fl.confident_learning_flags(batch, cut_not, cut_given) & judged
+        counted, guess = confident_guess(batch, *plan.thresholds.cut_points())
+        class_flags = fl.confident_learning_flags(batch, counted, guess) & judged
     elif filter_by == "predicted_neq_given":
         class_flags = fl.disagreements(batch) & judged
     else:
