@@ -263,10 +263,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         else:
             _set_dotted(tree, key, value)
     return validate(_build(AuditConfig, tree, ""))
-
-
-def with_values(config: AuditConfig, **sections: Mapping[str, Any]) -> AuditConfig:
-    """A copy of `config` with some keys of some sections replaced (for the library API)."""
-    changes = {name: dataclasses.replace(getattr(config, name), **values)
-               for name, values in sections.items()}
-    return validate(dataclasses.replace(config, **changes))

@@ -63,14 +63,6 @@ class JoinedInput:
     predictions: SourceCounts
     persisted: tuple[DataFrame, ...] = field(default=())
 
-    @property
-    def labels_rows(self) -> int:
-        return self.labels.rows
-
-    @property
-    def predictions_rows(self) -> int:
-        return self.predictions.rows
-
     def release(self) -> None:
         for df in self.persisted:
             df.unpersist()
