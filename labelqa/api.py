@@ -15,6 +15,7 @@ from labelqa.config import AuditConfig
 from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
+from labelqa.spark.catalog import RegisteredTable, register_tables
 from labelqa.spark.history import append_run, compare_with_previous
 from labelqa.spark.inputs import JoinedInput, bad_fraction_error, join_inputs, read_parquet
 from labelqa.spark.output import (
@@ -26,6 +27,7 @@ from labelqa.spark.output import (
     staging_root,
     write_manifest,
     write_partition,
+    write_text_atomically,
 )
 
 Clock = Callable[[], dt.datetime]
@@ -232,3 +234,29 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
     if failures:
         raise GateFailed(failures, report)
     return report
+
+
+def register_outputs(spark: SparkSession, output: str,
+                     database: str = "labelqa") -> list[RegisteredTable]:
+    """Put the output tables in the session's catalog as `database.<table>` (idempotent)."""
+    return register_tables(spark, output, database)
+
+
+def report_path(output: str, dataset: str, run_date: str) -> str:
+    return f"{output.rstrip('/')}/_reports/dataset={dataset}/run_date={run_date}.html"
+
+
+def write_report(spark: SparkSession, output: str, dataset: str, run_date: str | None = None,
+                 destination: str | None = None, clock: Clock = utc_now,
+                 max_examples: int = 25) -> str:
+    """Render one run's HTML report (the dataset's latest run by default); returns its path.
+
+    Written next to the tables by default, through Hadoop's FileSystem (any URI)."""
+    from labelqa.report.gather import gather_report
+    from labelqa.report.render import render_html
+
+    data = gather_report(spark, output, dataset, run_date,
+                         clock().isoformat(timespec="seconds"), max_examples)
+    path = destination or report_path(output, dataset, data.run_date)
+    write_text_atomically(spark, path, render_html(data, max_examples=max_examples))
+    return path

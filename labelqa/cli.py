@@ -1,4 +1,4 @@
-"""Command line: `labelqa audit ...` and `labelqa demo` (contract: command line).
+"""Command line: `labelqa audit`, `demo`, `register` and `report` (contract: command line).
 
 A thin layer: parse arguments, load the config, build the session, call labelqa.api.
 """
@@ -61,7 +61,89 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-output")
     demo.add_argument("--master", help="Spark master (default local[*])")
     demo.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+
+    register = commands.add_parser(
+        "register", help="put the output tables in a Spark catalog (<database>.examples, ...)")
+    register.add_argument("--output", required=True, help="the audit's output directory")
+    register.add_argument("--database", default="labelqa", type=_database)
+    register.add_argument("--metastore", help="directory of an embedded Hive metastore "
+                          "(default: labelqa-metastore, unless the Spark settings name a "
+                          "catalog, e.g. spark.hadoop.hive.metastore.uris)")
+    _spark_arguments(register)
+
+    report = commands.add_parser("report", help="write one run's self-contained HTML report")
+    report.add_argument("--output", required=True, help="the audit's output directory")
+    report.add_argument("--dataset", default="default", type=_dataset)
+    report.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: the "
+                                                           "dataset's latest run)")
+    report.add_argument("--html", help="where to write the report (default: "
+                                       "OUTPUT/_reports/dataset=NAME/run_date=DATE.html)")
+    report.add_argument("--max-examples", type=_positive, default=25,
+                        help="worst examples listed (default 25)")
+    _spark_arguments(report)
     return parser
+
+
+def _spark_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", help="YAML file (its spark.conf is used)")
+    command.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="override one config key")
+    command.add_argument("--master", help="Spark master (default: spark-submit's, else "
+                                          "local[*])")
+    command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _database(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits and '_'")
+    return text
+
+
+#: Spark settings that mean the user chose a catalog themselves.
+CATALOG_SETTINGS = ("spark.sql.catalogImplementation", "spark.hadoop.hive.metastore.uris",
+                    "spark.hadoop.javax.jdo.option.ConnectionURL")
+
+
+def _register(args: argparse.Namespace) -> int:
+    from labelqa.api import register_outputs
+    from labelqa.config import load_config
+    from labelqa.spark.catalog import embedded_metastore_conf
+    from labelqa.spark.session import build_session, under_spark_submit
+
+    config = load_config(args.config, args.overrides)
+    conf = dict(config.spark.conf)
+    chosen = any(key in conf for key in CATALOG_SETTINGS) or (
+        under_spark_submit() and args.metastore is None)
+    embedded = None if chosen else embedded_metastore_conf(args.metastore
+                                                           or "labelqa-metastore")
+    spark = build_session(args.master, {**(embedded or {}), **conf}, config.spark.app_name)
+    registered = register_outputs(spark, args.output, args.database)
+    for table in registered:
+        print(f"{table.name}: {table.partitions} partition(s) at {redact_uri(table.location)}")
+    if embedded is not None:
+        settings = " ".join(f"--conf '{key}={value}'" for key, value in embedded.items())
+        print(f"catalog: embedded Hive metastore in {args.metastore or 'labelqa-metastore'}; "
+              f"query it with:\n  spark-sql {settings}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from labelqa.api import write_report
+    from labelqa.config import load_config
+    from labelqa.spark.session import build_session
+
+    config = load_config(args.config, args.overrides)
+    spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    path = write_report(spark, args.output, args.dataset, args.run_date, args.html,
+                        max_examples=args.max_examples)
+    print(f"report: {redact_uri(path)}")
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -110,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
-        return _audit(args) if args.command == "audit" else _demo(args)
+        commands = {"audit": _audit, "demo": _demo, "register": _register, "report": _report}
+        return commands[args.command](args)
     except LabelqaError as error:
         if verbose:
             traceback.print_exc()

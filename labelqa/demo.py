@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pyspark.sql import functions as F
 
-from labelqa.api import RunContext, run_audit_job, utc_now
+from labelqa.api import RunContext, run_audit_job, utc_now, write_report
 from labelqa.config import load_config
 from labelqa.sample import generate, write_sample
 
@@ -55,6 +55,7 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
                      tag_names("given_labels").alias("given"),
                      tag_names("suggested_labels").alias("suggested"))
              .collect())
+    html_report = write_report(spark, str(out), run.dataset, run.run_date)
     elapsed = time.perf_counter() - started
 
     print(f"\nlabelqa demo: {report.num_examples} examples x {report.num_classes} tags "
@@ -62,6 +63,7 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
     print(f"outputs:  {out}/{{examples,class_issues,classes,summary}}/"
           f"dataset={run.dataset}/run_date={run.run_date}")
     print(f"manifest: {report.manifest}")
+    print(f"report:   {html_report} (open it in a browser)")
     print(f"found {report.num_label_issues} examples with label issues "
           f"({found} wrong tag decisions); health score {report.overall_health_score:.4f}")
     print(f"injected annotation errors: {len(rows)} (forgotten and wrongly added tags); "
@@ -73,4 +75,4 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
               f"[{row['given']}] -> [{row['suggested']}]")
     print(f"\ndemo finished in {elapsed:.1f} s")
     return {"found": found, "caught": caught, "injected": len(rows), "precision": precision,
-            "recall": recall, "report": report}
+            "recall": recall, "report": report, "html_report": html_report}

@@ -25,3 +25,32 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+#: The two runs of dataset "demo" that the SQL and report tests query.
+RUN_DATES = ("2026-11-26", "2026-11-27")
+
+
+@pytest.fixture(scope="session")
+def two_runs(spark, tmp_path_factory):
+    """Outputs of two daily audits of one tagging table (the demo's tags): the second day's
+    annotations and model differ, so issues come and go between the runs."""
+    import numpy as np
+
+    from labelqa.api import RunContext, run_audit_job
+    from labelqa.config import load_config
+    from labelqa.demo import PREVALENCE, TAGS
+    from labelqa.sample import generate, write_sample
+
+    root = tmp_path_factory.mktemp("two_runs")
+    output = root / "out"
+    config = load_config(None, [f"classes={list(TAGS)}"])
+    reports = []
+    for day, run_date in enumerate(RUN_DATES):
+        sample = generate(1500, len(TAGS), 300 + day, prevalence=PREVALENCE, dtype=np.float32,
+                          missing_rate=0.05, extra_rate=0.01)
+        labels, predictions = root / f"labels{day}", root / f"predictions{day}"
+        write_sample(sample, str(labels), str(predictions), rows_per_file=500)
+        reports.append(run_audit_job(spark, str(labels), str(predictions), str(output), config,
+                                     RunContext("demo", run_date, f"run-{day}")))
+    return output, reports

@@ -14,3 +14,7 @@ def test_demo_finds_the_injected_errors(spark, tmp_path, capsys):
     assert "the ten worst examples:" in printed
     assert printed.count(" -> [") == 10
     assert (tmp_path / "demo/_manifests/dataset=demo").is_dir()
+    report = tmp_path / "demo/_reports/dataset=demo" / f"run_date={result['report'].run_date}.html"
+    assert result["html_report"] == str(report)
+    assert f"report:   {report} (open it in a browser)" in printed
+    assert '<section id="worst">' in report.read_text()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from labelqa.config import AuditConfig
@@ -25,6 +25,7 @@ from labelqa.core.plan import (
     thresholds_from,
 )
 from labelqa.spark.arrow import batch_of, list_column, matrix_column
+from labelqa.spark.explanation import explanation_column
 from labelqa.spark.inputs import JoinedInput
 from labelqa.spark.partials import collect_partials, partial_sums
 from labelqa.spark.ranking import global_rank
@@ -105,7 +106,9 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
     class_issues = class_issue_rows(scored, class_names)
     label_issues, inverse = class_counts(class_issues, num_classes)
     classes = class_table(spark, plan, label_issues, inverse, class_names)
-    examples = example_rows(scored, config.output.class_scores)
+    examples = example_rows(scored, config.output.class_scores,
+                            explanation_column(class_names, thresholds.given,
+                                               thresholds.not_given))
     return AuditTables(examples, class_issues, classes, plan, int(counts["issues"]),
                        (scored,), class_names, label_issues)
 
@@ -160,11 +163,11 @@ def class_issue_rows(scored: DataFrame, class_names: tuple[str, ...]) -> DataFra
                     F.col("issue_class_scores").alias("class_score")))
 
 
-def example_rows(scored: DataFrame, with_class_scores: bool) -> DataFrame:
+def example_rows(scored: DataFrame, with_class_scores: bool, explanation: Column) -> DataFrame:
     ranks = global_rank(scored.filter("is_label_issue").select("id", "label_quality_score"),
                         "label_quality_score", "id", "issue_rank")
     columns = ["id", "given_labels", "label_quality_score", "is_label_issue", "issue_rank",
-               "suggested_labels", "num_class_issues"]
+               "suggested_labels", "num_class_issues", explanation.alias("explanation")]
     if with_class_scores:
         columns.append("class_scores")
     return (scored.join(ranks.select("id", "issue_rank"), "id", "left").select(*columns))

@@ -60,6 +60,17 @@ def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, .
     discard(spark, staging)
 
 
+def qualified(spark: SparkSession, path: str) -> str:
+    """`path` as a full URI (a relative local path becomes file:/abs/path)."""
+    fs, target = _fs(spark, path)
+    return str(fs.makeQualified(target).toString())
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    fs, target = _fs(spark, path)
+    return bool(fs.exists(target))
+
+
 def discard(spark: SparkSession, path: str) -> None:
     fs, target = _fs(spark, path)
     if fs.exists(target):

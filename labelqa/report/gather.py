@@ -1,0 +1,139 @@
+"""Read what the report shows from the output tables of one run: K-sized tables, a binned
+score histogram, the few worst examples and counts against the previous run. Nothing that
+grows with the number of rows reaches the driver."""
+
+from __future__ import annotations
+
+import json
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from labelqa.errors import InputError
+from labelqa.report.model import (
+    Change,
+    ClassRow,
+    NoiseChange,
+    ReportData,
+    ScoreHistogram,
+    WorstExample,
+)
+from labelqa.spark.history import compare_with_previous
+from labelqa.spark.output import path_exists, table_path
+
+HISTOGRAM_BINS = 50
+CLASS_FIELDS = tuple(ClassRow.__dataclass_fields__)
+
+
+def _partition(spark: SparkSession, output: str, table: str, dataset: str,
+               run_date: str) -> DataFrame:
+    return (spark.read.parquet(table_path(output, table))
+            .filter((F.col("dataset") == dataset)
+                    & (F.col("run_date").cast("string") == run_date)))
+
+
+def _run_date(spark: SparkSession, output: str, dataset: str, run_date: str | None) -> str:
+    """The requested run date, or the dataset's latest; a clear error when there is none."""
+    if not path_exists(spark, table_path(output, "summary")):
+        raise InputError("summary", None, f"no labelqa outputs under {output!r}")
+    summary = spark.read.parquet(table_path(output, "summary")).filter(
+        F.col("dataset") == dataset)
+    if run_date is not None:
+        summary = summary.filter(F.col("run_date").cast("string") == run_date)
+    latest = summary.agg(F.max(F.col("run_date").cast("string")).alias("d")).first()["d"]
+    if latest is None:
+        wanted = f" on {run_date}" if run_date else ""
+        raise InputError("summary", "run_date", f"no run of dataset {dataset!r}{wanted} under "
+                                                f"{output!r}")
+    return latest
+
+
+def score_histogram(examples: DataFrame, bins: int = HISTOGRAM_BINS) -> ScoreHistogram:
+    """Equal-width bins over [0, 1] (a score of 1 falls in the last bin), by flag."""
+    bin_index = F.least(F.floor(F.col("label_quality_score") * bins).cast("int"),
+                        F.lit(bins - 1))
+    counts = (examples.groupBy(bin_index.alias("bin"))
+              .agg(F.count_if("is_label_issue").alias("flagged"),
+                   F.count_if(~F.col("is_label_issue")).alias("not_flagged"),
+                   F.max(F.when(F.col("is_label_issue"), F.col("label_quality_score")))
+                   .alias("cutoff"))
+              .collect())
+    flagged, not_flagged = [0] * bins, [0] * bins
+    cutoffs = []
+    for row in counts:
+        flagged[row["bin"]] = int(row["flagged"])
+        not_flagged[row["bin"]] = int(row["not_flagged"])
+        if row["cutoff"] is not None:
+            cutoffs.append(float(row["cutoff"]))
+    edges = tuple(i / bins for i in range(bins + 1))
+    return ScoreHistogram(edges, tuple(flagged), tuple(not_flagged),
+                          max(cutoffs) if cutoffs else None)
+
+
+def worst_examples(examples: DataFrame, class_names: tuple[str, ...],
+                   limit: int) -> tuple[WorstExample, ...]:
+    rows = (examples.filter(F.col("issue_rank") <= limit)
+            .select("issue_rank", F.col("id").cast("string").alias("id"),
+                    "label_quality_score", "given_labels", "suggested_labels",
+                    F.col("explanation.text").alias("explanation"))
+            .orderBy("issue_rank").collect())
+    return tuple(WorstExample(int(row["issue_rank"]), row["id"],
+                              float(row["label_quality_score"]),
+                              tuple(class_names[i] for i in row["given_labels"]),
+                              tuple(class_names[i] for i in row["suggested_labels"]),
+                              row["explanation"] or "")
+                 for row in rows)
+
+
+def issue_changes(current: DataFrame, previous: DataFrame) -> tuple[int, int]:
+    """(new, resolved): flagged now and not before (or absent before); flagged before and
+    not now (or absent now)."""
+    now = current.select("id", F.col("is_label_issue").alias("now"))
+    before = previous.select("id", F.col("is_label_issue").alias("before"))
+    counts = (now.join(before, "id", "full")
+              .agg(F.count_if(F.coalesce("now", F.lit(False))
+                              & ~F.coalesce("before", F.lit(False))).alias("new"),
+                   F.count_if(F.coalesce("before", F.lit(False))
+                              & ~F.coalesce("now", F.lit(False))).alias("resolved"))
+              .first())
+    return int(counts["new"]), int(counts["resolved"])
+
+
+def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str | None,
+                  generated_at: str, max_examples: int = 25) -> ReportData:
+    run_date = _run_date(spark, output, dataset, run_date)
+    summary = _partition(spark, output, "summary", dataset, run_date).first()
+    classes_df = _partition(spark, output, "classes", dataset, run_date)
+    classes = tuple(ClassRow(**{f: row[f] for f in CLASS_FIELDS})
+                    for row in classes_df.orderBy("class_index").collect())
+    names = tuple(c.class_name for c in classes)
+    examples = _partition(spark, output, "examples", dataset, run_date)
+
+    status = None
+    if path_exists(spark, table_path(output, "runs")):
+        runs = (spark.read.parquet(table_path(output, "runs"))
+                .filter((F.col("dataset") == dataset) & (F.col("run_id") == summary["run_id"]))
+                .select("status").first())
+        status = runs["status"] if runs else None
+
+    comparison = compare_with_previous(spark, output, dataset, run_date, classes_df, top=10)
+    change = Change()
+    if comparison.previous_run_date is not None:
+        previous = _partition(spark, output, "examples", dataset, comparison.previous_run_date)
+        new, resolved = issue_changes(examples, previous)
+        change = Change(comparison.previous_run_date, comparison.previous_health_score,
+                        comparison.previous_num_label_issues, new, resolved,
+                        tuple(NoiseChange(**c) for c in comparison.class_noise_changes))
+
+    config = json.loads(summary["config_json"])
+    return ReportData(
+        dataset=dataset, run_date=run_date, run_id=summary["run_id"], status=status,
+        generated_at=generated_at,
+        num_examples=int(summary["num_examples"]), num_classes=int(summary["num_classes"]),
+        num_label_issues=int(summary["num_label_issues"]),
+        overall_health_score=float(summary["overall_health_score"]),
+        filter_by=summary["filter_by"], scoring_method=config["scoring"]["method"],
+        rows_quarantined=int(summary["labels_quarantined"]
+                             + summary["predictions_quarantined"]),
+        classes=classes, histogram=score_histogram(examples),
+        worst=worst_examples(examples, names, max_examples), change=change)

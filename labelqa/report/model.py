@@ -1,0 +1,91 @@
+"""What the report shows: small, plain values read from the output tables (K-sized, plus the
+few worst examples), so that rendering needs no Spark and tests can compare numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One row of the `classes` table."""
+
+    class_index: int
+    class_name: str
+    num_given: int
+    threshold_given: float
+    threshold_not_given: float
+    cj_given_given: int
+    cj_given_not: int
+    cj_not_given: int
+    cj_not_not: int
+    label_issues: int
+    inverse_label_issues: int
+    label_noise: float
+    inverse_label_noise: float
+    label_quality_score: float
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """`label_quality_score` counts in equal-width bins over [0, 1]: flagged and not flagged.
+
+    `edges` has one more element than the count lists. `cutoff` is the highest score of a
+    flagged example (None when nothing is flagged).
+    """
+
+    edges: tuple[float, ...]
+    flagged: tuple[int, ...]
+    not_flagged: tuple[int, ...]
+    cutoff: float | None
+
+
+@dataclass(frozen=True)
+class WorstExample:
+    issue_rank: int
+    id: str
+    label_quality_score: float
+    given: tuple[str, ...]
+    suggested: tuple[str, ...]
+    explanation: str
+
+
+@dataclass(frozen=True)
+class NoiseChange:
+    class_name: str
+    label_noise: float
+    previous_label_noise: float
+    change: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """This run against the dataset's previous run date (all None without one)."""
+
+    previous_run_date: str | None = None
+    previous_health_score: float | None = None
+    previous_num_label_issues: int | None = None
+    new_issues: int | None = None  # flagged now, not flagged (or absent) in the previous run
+    resolved_issues: int | None = None  # flagged in the previous run, not flagged now
+    class_noise_changes: tuple[NoiseChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportData:
+    dataset: str
+    run_date: str
+    run_id: str | None
+    status: str | None
+    generated_at: str  # ISO timestamp, passed in
+    num_examples: int
+    num_classes: int
+    num_label_issues: int
+    overall_health_score: float
+    filter_by: str
+    scoring_method: str
+    rows_quarantined: int
+    classes: tuple[ClassRow, ...]
+    histogram: ScoreHistogram
+    worst: tuple[WorstExample, ...]
+    change: Change = field(default_factory=Change)
