@@ -16,7 +16,7 @@ CONFIG = load_config(None, ["output.class_scores=true"])
 
 def _tables(spark, labels, predictions, config=CONFIG):
     _, tables = audit_dataframes(spark, labels, predictions, config)
-    frames = {name: getattr(tables, name).toPandas()
+    frames = {name: getattr(tables, name).collect()
               for name in ("examples", "class_issues", "classes")}
     issues = tables.num_label_issues
     tables.release()
@@ -25,8 +25,7 @@ def _tables(spark, labels, predictions, config=CONFIG):
 
 def _assert_same(spark, left, right):
     for name in left[0]:
-        assertDataFrameEqual(spark.createDataFrame(left[0][name]),
-                             spark.createDataFrame(right[0][name]))
+        assertDataFrameEqual(left[0][name], right[0][name])
     assert left[1] == right[1]
 
 

@@ -13,6 +13,7 @@ own columns (kept for the quarantine table's `row_json`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -34,6 +35,7 @@ class CheckedRows:
     source: str  # "labels" or "predictions"
     one_row_per_id: bool
     raw_columns: tuple[str, ...]
+    probs_column: str = "_probs"  # the probability vector (one-row-per-id predictions)
 
 
 def _field(df: DataFrame, table: str, name: str) -> T.DataType:
@@ -149,17 +151,26 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
 # ---- predictions -----------------------------------------------------------------------------
 
 def _probability_checks(values: Column, name: str) -> list:
-    non_finite = F.filter(F.transform(values, lambda p, i: F.struct(p.alias("p"), i.alias("i"))),
-                          lambda s: s.p.isNull() | F.isnan(s.p) | (F.abs(s.p) == float("inf")))
-    outside = F.filter(F.transform(values, lambda p, i: F.struct(p.alias("p"), i.alias("i"))),
-                       lambda s: (s.p < LOW) | (s.p > HIGH))
+    def non_finite(p: Column) -> Column:
+        return p.isNull() | F.isnan(p) | (F.abs(p) == float("inf"))
+
+    def outside(p: Column) -> Column:
+        return (p < LOW) | (p > HIGH)
+
+    def first(rule) -> Column:
+        """The first element breaking `rule`, as struct(p, i): evaluated for bad rows only
+        (a CASE branch), so good rows cost one `exists` scan and no per-element structs."""
+        indexed = F.transform(values, lambda p, i: F.struct(p.alias("p"), i.alias("i")))
+        return F.filter(indexed, lambda s: rule(s.p))[0]
+
+    bad, out = first(non_finite), first(outside)
     return [
-        (F.size(non_finite) > 0, "non_finite",
-         F.concat(F.lit("probability of class "), _fmt(non_finite[0].i), F.lit(" is "),
-                  _fmt(non_finite[0].p)), name),
-        (F.size(outside) > 0, "out_of_range",
-         F.concat(F.lit("probability of class "), _fmt(outside[0].i), F.lit(" is "),
-                  _fmt(outside[0].p), F.lit(" (outside [0, 1] +- 1e-6)")), name),
+        (F.exists(values, non_finite), "non_finite",
+         F.concat(F.lit("probability of class "), _fmt(bad.i), F.lit(" is "), _fmt(bad.p)),
+         name),
+        (F.exists(values, outside), "out_of_range",
+         F.concat(F.lit("probability of class "), _fmt(out.i), F.lit(" is "), _fmt(out.p),
+                  F.lit(" (outside [0, 1] +- 1e-6)")), name),
     ]
 
 
@@ -195,6 +206,12 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
              F.concat(F.lit("has "), F.size(values).cast("string"),
                       F.lit(f" probabilities, expected K={k}")), name),
             *_probability_checks(values, name))
+        if inp.predictions_format == "array":
+            # the raw column is the vector: no second copy through the shuffles and caches
+            payload = [ident, F.lit(None).cast("int").alias("_unit")]
+            checked = _finish(df, "predictions", True, payload, problem, inp.id_column)
+            return dataclasses.replace(checked,
+                                       probs_column=RAW_PREFIX + inp.predictions_column)
         payload = [ident, F.lit(None).cast("int").alias("_unit"), values.alias("_probs")]
         return _finish(df, "predictions", True, payload, problem, inp.id_column)
     class_type = _require(df, "predictions", inp.class_column, (T.StringType, T.IntegralType),

@@ -248,7 +248,8 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
                 F.array_sort(F.collect_set("_unit")).alias(LABELS))
         good_predictions = prediction_status.filter(F.col("_status") == "ok")
         if checked_predictions.one_row_per_id:
-            vectors = good_predictions.select(ID, F.col("_probs").alias(PROBS))
+            vectors = good_predictions.select(
+                ID, column(checked_predictions.probs_column).alias(PROBS))
         else:
             vectors = good_predictions.groupBy(ID).agg(F.transform(
                 F.array_sort(F.collect_list(F.struct("_unit", "_prob"))),
