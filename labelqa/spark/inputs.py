@@ -215,9 +215,12 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     checked_predictions = predictions_rows(predictions, inp, names)
     single = isinstance(prediction_element_type(predictions, inp, names), T.FloatType)
 
-    own_labels = table_status(checked_labels, None)
+    # cached: each table's checks, fingerprints and windows run once, although both the
+    # table's own states and the other table's partner ids read them
+    own_labels = table_status(checked_labels, None).persist(StorageLevel.MEMORY_AND_DISK)
     own_predictions = table_status(checked_predictions,
-                                   k if inp.predictions_format == "long" else None)
+                                   k if inp.predictions_format == "long" else None
+                                   ).persist(StorageLevel.MEMORY_AND_DISK)
     ok_ids = {name: df.filter(F.col("_status") == "ok").select(ID).distinct()
               for name, df in (("labels", own_labels), ("predictions", own_predictions))}
     empty_when_unlabeled = inp.labels_format == "long" and inp.unlabeled_ids == "empty"
@@ -229,9 +232,7 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
                      if empty_when_unlabeled else None)
     prediction_status = _with_partner(own_predictions, ok_ids["labels"], "missing_labels",
                                       "no accepted labels row for this id", any_label_ids)
-    label_status = label_status.persist(StorageLevel.MEMORY_AND_DISK)
-    prediction_status = prediction_status.persist(StorageLevel.MEMORY_AND_DISK)
-    persisted = [label_status, prediction_status]
+    persisted = [own_labels, own_predictions]
     try:
         label_counts, prediction_counts = _counts(label_status, prediction_status, labels_in,
                                                   predictions_in)
