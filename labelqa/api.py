@@ -15,7 +15,6 @@ from labelqa.config import AuditConfig
 from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
-from labelqa.spark.catalog import RegisteredTable, register_tables
 from labelqa.spark.history import append_run, compare_with_previous
 from labelqa.spark.inputs import JoinedInput, bad_fraction_error, join_inputs, read_parquet
 from labelqa.spark.output import (
@@ -234,12 +233,6 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
     if failures:
         raise GateFailed(failures, report)
     return report
-
-
-def register_outputs(spark: SparkSession, output: str,
-                     database: str = "labelqa") -> list[RegisteredTable]:
-    """Put the output tables in the session's catalog as `database.<table>` (idempotent)."""
-    return register_tables(spark, output, database)
 
 
 def report_path(output: str, dataset: str, run_date: str) -> str:

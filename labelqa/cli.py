@@ -111,9 +111,8 @@ CATALOG_SETTINGS = ("spark.sql.catalogImplementation", "spark.hadoop.hive.metast
 
 
 def _register(args: argparse.Namespace) -> int:
-    from labelqa.api import register_outputs
     from labelqa.config import load_config
-    from labelqa.spark.catalog import embedded_metastore_conf
+    from labelqa.spark.catalog import embedded_metastore_conf, register_tables
     from labelqa.spark.session import build_session, under_spark_submit
 
     config = load_config(args.config, args.overrides)
@@ -123,7 +122,7 @@ def _register(args: argparse.Namespace) -> int:
     embedded = None if chosen else embedded_metastore_conf(args.metastore
                                                            or "labelqa-metastore")
     spark = build_session(args.master, {**(embedded or {}), **conf}, config.spark.app_name)
-    registered = register_outputs(spark, args.output, args.database)
+    registered = register_tables(spark, args.output, args.database)
     for table in registered:
         print(f"{table.name}: {table.partitions} partition(s) at {redact_uri(table.location)}")
     if embedded is not None:

@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from labelqa.errors import ConfigError
 from labelqa.spark.inputs import QUARANTINE_SCHEMA
+from labelqa.spark.names import quoted
 from labelqa.spark.output import TABLES, path_exists, qualified, table_path
 
 #: The tables `register` puts in the catalog: the run's tables and the run history.
@@ -28,11 +29,6 @@ class RegisteredTable:
     name: str  # database.table
     location: str
     partitions: int
-
-
-def identifier(name: str) -> str:
-    """A SQL identifier for any name (backtick-quoted)."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def embedded_metastore_conf(metastore_dir: str) -> dict[str, str]:
@@ -56,11 +52,11 @@ def register_tables(spark: SparkSession, output: str, database: str = "labelqa",
     if not found:
         raise ConfigError(f"no labelqa output tables under {output!r} (expected "
                           f"{', '.join(table_path(output, t) for t in tables[:2])}, ...)")
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {identifier(database)}")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {quoted(database)}")
     registered = []
     for table in found:
         location = qualified(spark, table_path(output, table))
-        name = f"{identifier(database)}.{identifier(table)}"
+        name = f"{quoted(database)}.{quoted(table)}"
         _drop_if_external(spark, database, table)
         escaped = location.replace("\\", "\\\\").replace("'", "\\'")
         try:
@@ -86,4 +82,4 @@ def _drop_if_external(spark: SparkSession, database: str, table: str) -> None:
     if (found.tableType or "").upper() != "EXTERNAL":
         raise ConfigError(f"{database}.{table} exists and is a {found.tableType} table, not a "
                           "labelqa registration: choose another --database")
-    spark.sql(f"DROP TABLE {identifier(database)}.{identifier(table)}")
+    spark.sql(f"DROP TABLE {quoted(database)}.{quoted(table)}")
