@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 TABLES = ("examples", "class_issues", "classes", "summary", "quarantine")
 
@@ -15,10 +14,15 @@ def table_path(output: str, table: str) -> str:
 
 
 def write_partition(df: DataFrame, output: str, table: str, dataset: str, run_date: str) -> None:
-    """Replace exactly the `dataset=<name>/run_date=<date>` partition of `table`."""
-    (df.withColumn("dataset", F.lit(dataset)).withColumn("run_date", F.lit(run_date))
-     .write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-     .partitionBy("dataset", "run_date").parquet(table_path(output, table)))
+    """Write `df` as exactly the `dataset=<name>/run_date=<date>` partition of `table`.
+
+    Straight into the partition's directory: `partitionBy` on two constant columns would make
+    Spark sort every row by them before writing (measured: 13.7 of 20 s writing `examples` at
+    1M x 40). No `_SUCCESS` file inside the partition; the run's manifest marks completion.
+    """
+    (df.write.mode("overwrite").option("mapreduce.fileoutputcommitter.marksuccessfuljobs",
+                                       "false")
+     .parquet(partition_dir(output, table, dataset, run_date)))
 
 
 def partition_dir(root: str, table: str, dataset: str, run_date: str) -> str:
@@ -46,7 +50,7 @@ def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, .
     for table in tables:
         fs, source = _fs(spark, partition_dir(staging, table, dataset, run_date))
         _, target = _fs(spark, partition_dir(output, table, dataset, run_date))
-        if not fs.exists(source):  # an empty table: Spark wrote no partition directory
+        if not fs.exists(source):  # defensive: a writer that created no directory
             fs.mkdirs(source)
         fs.mkdirs(target.getParent())
         aside = None
