@@ -233,6 +233,10 @@ CASES = [
          lambda lab, pred: (lab, pred.set_column(1, "pred_probs", pa.array(["x"] * pred.num_rows))),
          exit_code=2, message="predictions.pred_probs: must be array<float> or array<double>, "
                               "found string"),
+    Case("id types differ between the tables",
+         lambda lab, pred: (lab, pred.set_column(0, "id", pc.cast(pred["id"], pa.string()))),
+         exit_code=2, message="predictions.id: must have the type of the labels table's id "
+                              "(bigint), found string"),
     Case("K in the config differs from the arrays", lambda lab, pred: (lab, pred),
          overrides=("classes=[a, b, c]",), exit_code=2,
          message="classes: 3 class names, but the pred_probs arrays have length K=4"),

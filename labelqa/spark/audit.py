@@ -73,8 +73,9 @@ def _records_per_batch(num_classes: int) -> int:
 def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
               class_names: tuple[str, ...]) -> AuditTables:
     num_classes, num_rows = joined.num_classes, joined.num_rows
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch",
-                   str(_records_per_batch(num_classes)))
+    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    if batch_key not in config.spark.conf:
+        spark.conf.set(batch_key, str(_records_per_batch(num_classes)))
     rows = joined.rows
 
     threshold_totals = collect_partials(
