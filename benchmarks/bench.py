@@ -18,6 +18,7 @@ Only public tools: the standard library reads /proc for the process tree's memor
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -126,6 +127,26 @@ def _tree_rss(root: int) -> int:
     return total
 
 
+#: Peak memory per N x K cell, measured at 1M x 40 (bytes): a run that would not fit in the
+#: machine's available memory is skipped with that reason instead of swapping or being killed.
+BYTES_PER_CELL = {"cleanlab": 153, "floor": 44}
+
+
+def available_memory() -> int:
+    with open("/proc/meminfo") as handle:
+        fields = dict(line.split(":", 1) for line in handle)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+
+
+def stage_seconds(output: Path) -> dict[str, float]:
+    """The stage timings of the latest labelqa run's manifest."""
+    manifests = sorted((output / "_manifests").rglob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        return {}
+    manifest = json.loads(manifests[-1].read_text())
+    return manifest.get("timings", {}).get("stages_seconds", {})
+
+
 def measure(command: list[str], env: dict | None = None) -> tuple[float, int, int, str]:
     """Wall seconds, peak process-tree RSS, exit code, last output line."""
     start = time.perf_counter()
@@ -179,11 +200,20 @@ def main() -> int:
     for name, command in commands.items():
         if name in args.skip:
             continue
+        needed = BYTES_PER_CELL.get(name, 0) * args.rows * args.classes
+        if needed > 0.9 * available_memory():
+            print(f"{name:9s} skipped: needs about {needed / 2**30:.0f} GiB, "
+                  f"{available_memory() / 2**30:.0f} GiB available", flush=True)
+            continue
         for attempt in range(args.repeat):
             wall, peak, code, last = measure(command, env)
             status = "ok" if code == 0 else f"exit {code}: {last}"
             print(f"{name:9s} run {attempt + 1}: {wall:8.1f} s  peak {peak / 2**20:8.0f} MiB"
                   f"  {status}", flush=True)
+            if name == "labelqa" and code == 0:
+                stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds
+                                   in stage_seconds(work / "out").items())
+                print(f"          stages (s): {stages}", flush=True)
             if code == 0:
                 results.setdefault(name, []).append((wall, peak))
     print(f"\n{args.rows:,} examples x {args.classes} classes, {args.master}, "
