@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -25,6 +24,7 @@ from labelqa.core.plan import (
     thresholds_from,
 )
 from labelqa.spark.arrow import batch_of, list_column, matrix_column
+from labelqa.spark.caching import cached
 from labelqa.spark.explanation import explanation_column
 from labelqa.spark.inputs import JoinedInput
 from labelqa.spark.partials import collect_partials, partial_sums
@@ -99,7 +99,7 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
     cuts = find_cuts(spark, rows, num_classes, plan.selections, totals, joined.id_type, id_dtype)
 
     scored = score_rows(rows, plan, cuts, joined, config.output.class_scores)
-    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+    scored = cached(scored)
     counts = scored.agg(F.count(F.lit(1)).alias("rows"),
                         F.count_if("is_label_issue").alias("issues")).first()
     if counts["rows"] != num_rows:  # pragma: no cover - a broken invariant, never bad input

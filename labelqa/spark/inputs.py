@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -25,6 +24,7 @@ from pyspark.sql import types as T
 from labelqa.config import AuditConfig
 from labelqa.errors import InputError
 from labelqa.spark.arrow import ID, LABELS, PROBS
+from labelqa.spark.caching import cached
 from labelqa.spark.formats import (
     RAW_PREFIX,
     CheckedRows,
@@ -302,11 +302,11 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     tagged = _tagged(checked_labels, LABELS_SOURCE).unionByName(
         _tagged(checked_predictions, PREDICTIONS_SOURCE), allowMissingColumns=True)
     spark = labels.sparkSession
-    status = intake_status(
+    status = cached(intake_status(
         tagged, checked_labels, checked_predictions,
         k if inp.predictions_format == "long" else None, empty_when_unlabeled,
         _partitions(spark, labels_in, predictions_in, k, single),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    ))
     try:
         label_counts, prediction_counts, num_rows = _counts(status, (labels_in, predictions_in))
         quarantine = _quarantine_rows(status)

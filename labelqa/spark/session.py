@@ -9,8 +9,8 @@ from pyspark.sql import SparkSession
 
 #: Settings labelqa applies unless the config's `spark.conf` says otherwise.
 DEFAULT_SPARK_CONF = {
-    # local mode runs the executors in the driver JVM too; beyond it the intake's cache
-    # spills to disk, so memory stays flat in N (README: Benchmarks)
+    # local mode runs the executors in the driver JVM too; labelqa's caches live on disk
+    # (labelqa.spark.caching), so this stays enough as N grows (README: Benchmarks)
     "spark.driver.memory": "2g",
     # a floor: the intake sizes its exchange to spark.sql.adaptive.advisoryPartitionSizeInBytes
     "spark.sql.shuffle.partitions": "16",
