@@ -181,8 +181,9 @@ def intake_status(tagged: DataFrame, labels: CheckedRows, predictions: CheckedRo
                 "units": kept_rows,
                 "ok": (kept_rows > 0) & ~conflict & rejected.isNull() & ~incomplete}
 
-    mine_of = {key: F.when(is_labels, value).otherwise(table("predictions")[key])
-               for key, value in table("labels").items()}
+    tables = {name: table(name) for name in SOURCES}
+    mine_of = {key: F.when(is_labels, value).otherwise(tables["predictions"][key])
+               for key, value in tables["labels"].items()}
 
     def conflict_detail(checked: CheckedRows) -> str:
         return ("the id has differing rows" if checked.one_row_per_id else
@@ -211,9 +212,9 @@ def intake_status(tagged: DataFrame, labels: CheckedRows, predictions: CheckedRo
     unlabeled_is_empty = ~F.col("_any_labels") if empty_when_unlabeled else F.lit(False)
     state = (
         F.when(own["s"] != "ok", own)
-        .when(is_labels & ~table("predictions")["ok"],
+        .when(is_labels & ~tables["predictions"]["ok"],
               _outcome("quarantined", "missing_prediction", "no prediction row for this id", ID))
-        .when(~is_labels & ~table("labels")["ok"] & ~unlabeled_is_empty,
+        .when(~is_labels & ~tables["labels"]["ok"] & ~unlabeled_is_empty,
               _outcome("quarantined", "missing_labels", "no accepted labels row for this id",
                        ID))
         .otherwise(own))
@@ -226,7 +227,7 @@ def intake_status(tagged: DataFrame, labels: CheckedRows, predictions: CheckedRo
         "_source", ID, F.col("_state.s").alias("_status"), F.col("_state.r").alias("_reason"),
         F.col("_state.d").alias("_detail"), F.col("_state.c").alias("_column"),
         F.when(quarantined, raw).alias("_row_json"),
-        (F.col("_repeated") if "_repeated" in rows.columns else F.lit(0)).alias("_repeated"),
+        "_repeated",  # every labels format reports it; null on prediction rows
         lead.alias("_lead"),
         F.when(lead, F.coalesce(F.col("_label_set"), F.array().cast("array<int>"))).alias(LABELS),
         F.when(lead, F.col("_vector")).alias(PROBS))
@@ -270,15 +271,11 @@ def _partitions(spark: SparkSession, labels_in: int, predictions_in: int, k: int
     (rows in memory: id, the vector, the tags), never fewer than
     `spark.sql.shuffle.partitions`; each becomes a block of the intake's cache."""
     configured = int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
-    target = _bytes(spark.conf.get("spark.sql.adaptive.advisoryPartitionSizeInBytes", "64m"))
+    # Spark's own parser for size strings ("64MB", "1g", "67108864")
+    target = spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
+        spark.conf.get("spark.sql.adaptive.advisoryPartitionSizeInBytes", "64m"))
     size = predictions_in * (k * (4 if single else 8) + 48) + labels_in * 64
     return max(configured, -(-size // target))
-
-
-def _bytes(text: str) -> int:
-    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-    text = text.strip().lower().removesuffix("b")
-    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
 
 
 def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) -> JoinedInput:

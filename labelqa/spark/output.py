@@ -50,8 +50,6 @@ def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, .
     for table in tables:
         fs, source = _fs(spark, partition_dir(staging, table, dataset, run_date))
         _, target = _fs(spark, partition_dir(output, table, dataset, run_date))
-        if not fs.exists(source):  # defensive: a writer that created no directory
-            fs.mkdirs(source)
         fs.mkdirs(target.getParent())
         aside = None
         if fs.exists(target):
