@@ -5,12 +5,17 @@
 Generates N x K inputs in the array format chunk by chunk (memory flat in N; predictions
 stored in another row order than labels), then times three whole processes on the same
 files and prints wall time, the peak memory of the whole process tree (driver JVM and
-Python workers included), and the ratios:
+Python workers included; for labelqa also the driver JVM alone), labelqa's peak scratch
+disk (the bytes in Spark's local dir, `<work>/spark-local`: shuffle files, disk caches,
+spills) and the size of its outputs, and the ratios:
 
 * labelqa: `python -m labelqa audit` (local Spark, all tables written, start-up included);
 * cleanlab: read, align by id, `find_label_issues` + `get_label_quality_scores`;
 * NumPy floor: read, align by id, per-class thresholds, EMA scores - the least any
   implementation must do.
+
+Each run's whole output is kept in `<work>/logs/<data>-<program>-<run>.log`; a failed run
+prints its exit code, that log's path and its first error line.
 
 Only public tools: the standard library reads /proc for the process tree's memory.
 """
@@ -105,26 +110,33 @@ FLOOR = READ_AND_ALIGN + textwrap.dedent("""
 """)
 
 
-def _tree_rss(root: int) -> int:
-    """Resident memory (bytes) of `root` and all its descendants, from /proc."""
+def _tree_rss(root: int) -> tuple[int, int]:
+    """Resident memory (bytes) of `root` and all its descendants, and of the Java processes
+    among them (the Spark driver, which runs the executors too in local mode), from /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    java: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
+                name, fields = handle.read().split("(", 1)[1].rsplit(")", 1)
+            fields = fields.split()
             children.setdefault(int(fields[1]), []).append(int(entry))
             rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            if name == "java":
+                java.add(int(entry))
         except (OSError, IndexError, ValueError):
             continue
-    total, stack = 0, [root]
+    total = jvm = 0
+    stack = [root]
     while stack:
         pid = stack.pop()
         total += rss.get(pid, 0)
+        jvm += rss.get(pid, 0) if pid in java else 0
         stack.extend(children.get(pid, []))
-    return total
+    return total, jvm
 
 
 #: Peak memory per N x K cell, measured at 1M x 40 (bytes): a run that would not fit in the
@@ -147,24 +159,41 @@ def stage_seconds(output: Path) -> dict[str, float]:
     return manifest.get("timings", {}).get("stages_seconds", {})
 
 
-def measure(command: list[str], env: dict | None = None) -> tuple[float, int, int, str]:
-    """Wall seconds, peak process-tree RSS, exit code, last output line."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env)
-    peak = 0
-    output: list[str] = []
-    import threading
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (0 if it does not exist), tolerating files that
+    disappear while it walks."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
 
-    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
-    reader.start()
-    while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
-        time.sleep(0.5)
-    reader.join()
+
+def measure(command: list[str], log: Path, scratch: Path, env: dict | None = None,
+            ) -> tuple[float, int, int, int, int, str]:
+    """Wall seconds, peak RSS of the process tree and of its Java processes, peak bytes under
+    `scratch` (Spark's local dir: shuffle files, disk caches, spills), exit code and the first
+    error line; the whole output goes to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, text=True,
+                                   env=env)
+        peak = peak_jvm = peak_scratch = 0
+        while process.poll() is None:
+            tree, jvm = _tree_rss(process.pid)
+            peak, peak_jvm = max(peak, tree), max(peak_jvm, jvm)
+            peak_scratch = max(peak_scratch, folder_bytes(scratch))
+            time.sleep(0.5)
     wall = time.perf_counter() - start
-    last = output[-1].strip() if output else ""
-    return wall, peak, process.returncode, last
+    lines = log.read_text(errors="replace").splitlines()
+    errors = [line for line in lines if "Error" in line or "Exception" in line
+              or line.startswith("labelqa:")]
+    first_error = (errors or lines or [""])[0].strip()
+    return wall, peak, peak_jvm, peak_scratch, process.returncode, first_error
 
 
 def main() -> int:
@@ -192,7 +221,8 @@ def main() -> int:
         "labelqa": [python, "-m", "labelqa", "audit", "--labels", str(data / "labels"),
                     "--predictions", str(data / "predictions"), "--output",
                     str(work / "out"), "--master", args.master, "--dataset", "bench",
-                    "--set", f"spark.conf.spark.driver.memory={args.driver_memory}"],
+                    "--set", f"spark.conf.spark.driver.memory={args.driver_memory}",
+                    "--set", f"spark.conf.spark.local.dir={work / 'spark-local'}"],
         "cleanlab": [python, "-c", CLEANLAB, str(data)],
         "floor": [python, "-c", FLOOR, str(data)],
     }
@@ -206,14 +236,19 @@ def main() -> int:
                   f"{available_memory() / 2**30:.0f} GiB available", flush=True)
             continue
         for attempt in range(args.repeat):
-            wall, peak, code, last = measure(command, env)
-            status = "ok" if code == 0 else f"exit {code}: {last}"
+            log = work / "logs" / f"{data.name}-{name}-{attempt + 1}.log"
+            wall, peak, jvm, scratch, code, error = measure(command, log, work / "spark-local",
+                                                            env)
+            status = "ok" if code == 0 else f"exit {code} (log {log}): {error}"
+            spark = (f" (driver JVM {jvm / 2**20:.0f} MiB), scratch disk "
+                     f"{scratch / 2**30:.1f} GiB" if name == "labelqa" else "")
             print(f"{name:9s} run {attempt + 1}: {wall:8.1f} s  peak {peak / 2**20:8.0f} MiB"
-                  f"  {status}", flush=True)
+                  f"{spark}  {status}", flush=True)
             if name == "labelqa" and code == 0:
                 stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds
                                    in stage_seconds(work / "out").items())
-                print(f"          stages (s): {stages}", flush=True)
+                print(f"          stages (s): {stages}; outputs "
+                      f"{folder_bytes(work / 'out') / 2**30:.2f} GiB", flush=True)
             if code == 0:
                 results.setdefault(name, []).append((wall, peak))
     print(f"\n{args.rows:,} examples x {args.classes} classes, {args.master}, "

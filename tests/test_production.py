@@ -112,6 +112,29 @@ def test_the_same_run_twice_gives_the_same_tables_without_duplicates(spark, inpu
     assert spark.read.parquet(str(tmp_path / "runs")).count() == 2
 
 
+def test_the_intake_cache_is_freed_before_the_result_tables_are_written(spark, inputs, tmp_path,
+                                                                         monkeypatch):
+    # scratch disk: at 100M x 40 the intake's cache and the scored cache together, plus the
+    # writes' shuffles, outgrew the local disk; the writes read only the scored cache
+    def cached_rdds() -> int:
+        return spark.sparkContext._jsc.getPersistentRDDs().size()
+
+    held: dict[str, int] = {}
+    write = api.write_partition
+
+    def counting_write(df, staging, table, *args):
+        held[table] = cached_rdds()
+        return write(df, staging, table, *args)
+
+    monkeypatch.setattr(api, "write_partition", counting_write)
+    assert cached_rdds() == 0
+    run_audit_job(spark, str(inputs / "l.parquet"), str(inputs / "p.parquet"), str(tmp_path),
+                  load_config(None), RunContext("c", "2026-11-01", "caches"))
+    assert held == {"quarantine": 1, "examples": 1, "class_issues": 1, "classes": 1,
+                    "summary": 1}
+    assert cached_rdds() == 0
+
+
 def test_stage_lines_and_no_credentials_in_logs_or_outputs(spark, inputs, tmp_path, capsys,
                                                            caplog):
     secret = "AKIA-very-secret-value"
