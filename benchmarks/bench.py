@@ -240,10 +240,10 @@ def main() -> int:
             wall, peak, jvm, scratch, code, error = measure(command, log, work / "spark-local",
                                                             env)
             status = "ok" if code == 0 else f"exit {code} (log {log}): {error}"
-            spark = (f" (driver JVM {jvm / 2**20:.0f} MiB), scratch disk "
-                     f"{scratch / 2**30:.1f} GiB" if name == "labelqa" else "")
+            spark_figures = (f" (driver JVM {jvm / 2**20:.0f} MiB), scratch disk "
+                             f"{scratch / 2**30:.1f} GiB" if name == "labelqa" else "")
             print(f"{name:9s} run {attempt + 1}: {wall:8.1f} s  peak {peak / 2**20:8.0f} MiB"
-                  f"{spark}  {status}", flush=True)
+                  f"{spark_figures}  {status}", flush=True)
             if name == "labelqa" and code == 0:
                 stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds
                                    in stage_seconds(work / "out").items())

@@ -176,8 +176,8 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 tables = run_audit(spark, joined, config, joined.class_names)
                 info["rows"] = joined.num_rows
                 info["note"] = f"{tables.num_label_issues} label issues"
-            # the audit's scored cache holds all the writes read from here: free the intake's
-            # disk cache now (at 100M x 40 the two together outgrew the local disk)
+            # every table below reads only the audit's (materialized) scored cache: free the
+            # intake's disk cache now (at 100M x 40 the two together outgrew the local disk)
             joined.release()
             try:
                 for name, df in (("examples", tables.examples),
