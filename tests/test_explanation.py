@@ -6,7 +6,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from labelqa.spark.explanation import explanation_column
+import numpy as np
+
+from labelqa.spark.explanation import Vocabulary, explanations
 from tests.conftest import RUN_DATES
 
 NAMES = ("cat", "dog", "50% off", "日本語")
@@ -14,14 +16,18 @@ T_GIVEN = (0.8, 0.7, 0.9, 0.6)
 T_NOT_GIVEN = (0.9, 0.75, 0.95, 0.85)
 
 
-def _explain(spark, rows):
-    frame = spark.createDataFrame(rows, "id long, is_label_issue boolean, "
-                                        "label_quality_score double, issue_classes array<int>, "
-                                        "issue_given array<boolean>, "
-                                        "issue_pred_probs array<double>")
-    column = explanation_column(NAMES, T_GIVEN, T_NOT_GIVEN).alias("explanation")
-    return {row["id"]: row["explanation"]
-            for row in frame.select("id", column).collect()}
+def _explain(rows):
+    """rows: (id, is_label_issue, label_quality_score, flagged classes, given?, pred_prob)."""
+    n, k = len(rows), len(NAMES)
+    flags, given, probs = np.zeros((n, k), bool), np.zeros((n, k), bool), np.zeros((n, k))
+    for row, (_, _, _, classes, annotated, pred_probs) in enumerate(rows):
+        flags[row, classes] = True
+        given[row, classes] = annotated
+        probs[row, classes] = pred_probs
+    explained = explanations(Vocabulary.of(NAMES, T_GIVEN, T_NOT_GIVEN),
+                             np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
+                             flags, given, probs)
+    return {row[0]: value for row, value in zip(rows, explained.to_pylist())}
 
 
 def _tag(index: int, prob: float, threshold: float) -> dict:
@@ -29,12 +35,12 @@ def _tag(index: int, prob: float, threshold: float) -> dict:
             "threshold": threshold}
 
 
-def test_missing_and_extraneous_tags_strongest_evidence_first(spark):
-    explained = _explain(spark, [
+def test_missing_and_extraneous_tags_strongest_evidence_first():
+    explained = _explain([
         (1, True, 0.02, [0, 1, 2, 3], [False, True, False, True], [0.93, 0.01, 0.97, 0.04]),
         (2, True, 0.10, [3, 1], [True, True], [0.05, 0.05]),
     ])
-    first = explained[1].asDict(recursive=True)
+    first = explained[1]
     assert first["missing"] == [_tag(2, 0.97, 0.9), _tag(0, 0.93, 0.8)]
     assert first["extraneous"] == [_tag(1, 0.01, 1 - 0.75), _tag(3, 0.04, 1 - 0.85)]
     assert first["text"] == ("likely missing: 50% off (p=0.970, threshold 0.900), "
@@ -42,20 +48,20 @@ def test_missing_and_extraneous_tags_strongest_evidence_first(spark):
                              "dog (p=0.010, threshold 0.250), "
                              "日本語 (p=0.040, threshold 0.150)")
     # equal probabilities: by class index
-    second = explained[2].asDict(recursive=True)
+    second = explained[2]
     assert second["missing"] == []
     assert [t["class_name"] for t in second["extraneous"]] == ["dog", "日本語"]
     assert second["text"] == ("likely extraneous: dog (p=0.050, threshold 0.250), "
                               "日本語 (p=0.050, threshold 0.150)")
 
 
-def test_not_flagged_has_no_explanation_and_score_only_flags_say_so(spark):
-    explained = _explain(spark, [
+def test_not_flagged_has_no_explanation_and_score_only_flags_say_so():
+    explained = _explain([
         (1, False, 0.5, [1], [False], [0.99]),  # low_* filters: a class flag on a kept row
         (2, True, 0.03125, [], [], []),
     ])
     assert explained[1] is None
-    assert explained[2].asDict(recursive=True) == {
+    assert explained[2] == {
         "text": "label quality score 0.0313 is among the lowest; no single tag is flagged",
         "missing": [], "extraneous": []}
 

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession
+import pyarrow.compute as pc
+from pyspark import TaskContext
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import _parse_datatype_string
 
 from labelqa.config import AuditConfig
 from labelqa.core import flags as fl
@@ -20,18 +24,19 @@ from labelqa.core.plan import (
     joint_partials,
     plan_from,
     selection_layout,
-    threshold_partials,
     thresholds_from,
 )
-from labelqa.spark.arrow import batch_of, list_column, matrix_column
+from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
-from labelqa.spark.explanation import explanation_column
+from labelqa.spark.explanation import EXPLANATION_DDL, Vocabulary, explanations
 from labelqa.spark.inputs import JoinedInput
+from labelqa.spark.intake import as_array, statistics
 from labelqa.spark.partials import collect_partials, partial_sums
-from labelqa.spark.ranking import global_rank
+from labelqa.spark.ranking import RANK_BINS, rank_bins, ranked
 from labelqa.spark.selection import find_cuts, histogram_partials, histogram_shapes
 
-ISSUE_COLUMNS = ("issue_classes", "issue_given", "issue_pred_probs", "issue_class_scores")
+PASS_SCHEMA = ("kind byte, part int, block binary, name string, position long, "
+               "value long")
 
 
 @dataclass(frozen=True)
@@ -65,25 +70,15 @@ class AuditTables:
             df.unpersist()
 
 
-def _records_per_batch(num_classes: int) -> int:
-    """Arrow batch size: large batches for NumPy speed, bounded memory for wide K."""
-    return int(min(20_000, max(500, 2_000_000 // num_classes)))
-
-
 def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
               class_names: tuple[str, ...]) -> AuditTables:
+    """Thresholds (from the intake's sums), joint and histograms, selection cuts, then one
+    scoring pass whose blocks every output table is built from."""
     num_classes, num_rows = joined.num_classes, joined.num_rows
-    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    if batch_key not in config.spark.conf:
-        spark.conf.set(batch_key, str(_records_per_batch(num_classes)))
-    rows = joined.rows
-
-    threshold_totals = collect_partials(
-        partial_sums(rows, num_classes, threshold_partials),
-        {"num_given": (num_classes,), "given_limbs": (3, num_classes),
-         "not_given_limbs": (3, num_classes)})
-    thresholds = thresholds_from(threshold_totals, num_rows, joined.single_precision)
-    num_given = threshold_totals["num_given"]
+    blocks = joined.blocks
+    totals_in = joined.threshold_totals
+    thresholds = thresholds_from(totals_in, num_rows, joined.single_precision)
+    num_given = totals_in["num_given"]
     judged = np.array([n is None for n in class_notes(num_given, num_rows,
                                                        config.issues.filter_by)])
     layout = selection_layout(num_rows, num_given, config.issues)
@@ -93,101 +88,155 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
 
     shapes = {"raw_joint": (num_classes, 2, 2), "cl_flags": (num_classes,), "cl_rows": (1,),
               **histogram_shapes(layout, num_classes)}
-    totals = collect_partials(partial_sums(rows, num_classes, joint_and_histograms), shapes)
+    totals = collect_partials(partial_sums(blocks, joint_and_histograms), shapes)
     plan = plan_from(num_rows, thresholds, num_given, totals, config.scoring, config.issues)
     id_dtype = np.dtype(np.int64) if joined.id_type.typeName() == "long" else np.dtype(object)
-    cuts = find_cuts(spark, rows, num_classes, plan.selections, totals, joined.id_type, id_dtype)
+    cuts = find_cuts(spark, blocks, num_classes, plan.selections, totals, joined.id_type,
+                     id_dtype)
 
-    scored = score_rows(rows, plan, cuts, joined, config.output.class_scores)
-    scored = cached(scored)
-    counts = scored.agg(F.count(F.lit(1)).alias("rows"),
-                        F.count_if("is_label_issue").alias("issues")).first()
-    if counts["rows"] != num_rows:  # pragma: no cover - a broken invariant, never bad input
-        raise RuntimeError(f"scored {counts['rows']} rows out of {num_rows}")
-    class_issues = class_issue_rows(scored, class_names)
-    label_issues, inverse = class_counts(class_issues, num_classes)
+    vocabulary = Vocabulary.of(class_names, thresholds.given, thresholds.not_given)
+    scored = cached(score_blocks(blocks, plan, cuts, vocabulary, config.output.class_scores))
+    found = statistics(scored)
+    scored_rows = int(as_array(found, "rows", (1,))[0])
+    if scored_rows != num_rows:  # pragma: no cover - a broken invariant, never bad input
+        scored.unpersist()
+        raise RuntimeError(f"scored {scored_rows} rows out of {num_rows}")
+    label_issues = as_array(found, "label_issues", (num_classes,))
+    inverse = as_array(found, "inverse_label_issues", (num_classes,))
+    scored_blocks = scored.filter(F.col("kind") == bl.BLOCK).select("part", "block")
+    class_issues = class_issue_rows(scored_blocks, class_names, joined.id_type.simpleString())
     classes = class_table(spark, plan, label_issues, inverse, class_names)
-    examples = example_rows(scored, config.output.class_scores,
-                            explanation_column(class_names, thresholds.given,
-                                               thresholds.not_given))
-    return AuditTables(examples, class_issues, classes, plan, int(counts["issues"]),
-                       (scored,), class_names, label_issues)
+    examples = example_rows(scored_blocks, as_array(found, "rank_bins", (RANK_BINS,)),
+                            joined.id_type.simpleString(), config.output.class_scores)
+    return AuditTables(examples, class_issues, classes, plan,
+                       int(as_array(found, "issues", (1,))[0]), (scored,), class_names,
+                       label_issues)
 
 
-def score_rows(rows: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut], joined: JoinedInput,
-               with_class_scores: bool) -> DataFrame:
-    num_classes = plan.num_classes
-    id_type = joined.id_type.simpleString()
-    schema = (f"id {id_type}, given_labels array<int>, label_quality_score double, "
-              "is_label_issue boolean, suggested_labels array<int>, num_class_issues int, "
-              "issue_classes array<int>, issue_given array<boolean>, "
-              "issue_pred_probs array<double>, issue_class_scores array<double>")
+def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vocabulary,
+                 ids: pa.Array, with_class_scores: bool) -> tuple[pa.RecordBatch, dict]:
+    """One examples block scored and flagged: the columns of the examples table (but
+    `issue_rank`) and the flagged pairs; and its statistics."""
+    result = audit_batch(batch, plan, cuts)
+    flags = result.class_flags
+    columns = {
+        "id": ids,
+        "given_labels": bl.list_column(batch.given),
+        "label_quality_score": pa.array(result.label_quality_score, type=pa.float64()),
+        "is_label_issue": pa.array(result.is_label_issue),
+        "suggested_labels": bl.list_column(batch.given ^ flags),
+        "num_class_issues": pa.array(flags.sum(axis=1).astype(np.int32)),
+        "explanation": explanations(vocabulary, result.is_label_issue,
+                                    result.label_quality_score, flags, batch.given,
+                                    batch.probs),
+        "issue_classes": bl.list_column(flags),
+        "issue_given": bl.list_column(flags, batch.given, pa.bool_()),
+        "issue_pred_probs": bl.list_column(flags, batch.probs.astype(np.float64),
+                                           pa.float64()),
+        "issue_class_scores": bl.list_column(flags, result.class_scores, pa.float64()),
+    }
     if with_class_scores:
-        schema += ", class_scores array<double>"
+        columns["class_scores"] = bl.matrix_column(result.class_scores)
+    flagged_scores = result.label_quality_score[result.is_label_issue]
+    stats = {
+        "rows": np.array([batch.num_rows]),
+        "issues": np.array([int(result.is_label_issue.sum())]),
+        "label_issues": (flags & batch.given).sum(axis=0),
+        "inverse_label_issues": (flags & ~batch.given).sum(axis=0),
+        "rank_bins": np.bincount(rank_bins(flagged_scores), minlength=RANK_BINS),
+    }
+    return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns)), stats
+
+
+def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
+                 vocabulary: Vocabulary, with_class_scores: bool) -> DataFrame:
+    """The scoring pass: a scored block per examples block (with its partition, which the
+    examples' ranks are sent to), and the pass's statistics."""
+    schema = pa.schema([("kind", pa.int8()), ("part", pa.int32()), ("block", pa.binary()),
+                        ("name", pa.string()), ("position", pa.int64()), ("value", pa.int64())])
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for record_batch in batches:
-            if record_batch.num_rows == 0:
+        part = TaskContext.get().partitionId()
+        totals: dict[str, np.ndarray] = {}
+        for block in bl.blocks_of(batches):
+            scored, stats = scored_block(bl.batch_of(block), plan, cuts, vocabulary,
+                                         block.column(bl.ID), with_class_scores)
+            bl.add_totals(totals, stats)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array([bl.BLOCK], pa.int8()), pa.array([part], pa.int32()),
+                 pa.array([bl.encode(scored)], pa.binary()), pa.nulls(1, pa.string()),
+                 pa.nulls(1, pa.int64()), pa.nulls(1, pa.int64())], schema=schema)
+        names, positions, values = bl.statistic_rows(totals)
+        if names:
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(np.full(len(names), bl.STATISTIC, np.int8)),
+                 pa.nulls(len(names), pa.int32()), pa.nulls(len(names), pa.binary()),
+                 pa.array(names, pa.string()), pa.array(positions, pa.int64()),
+                 pa.array(values, pa.int64())], schema=schema)
+
+    return blocks.mapInArrow(score, PASS_SCHEMA)
+
+
+CLASS_ISSUE_COLUMNS = ("issue_classes", "issue_given", "issue_pred_probs", "issue_class_scores")
+
+
+def class_issue_rows(scored_blocks: DataFrame, class_names: tuple[str, ...], id_type: str
+                     ) -> DataFrame:
+    """One row per flagged (example, class) pair, from the scored blocks."""
+    schema = (f"id {id_type}, class_index int, class_name string, given boolean, "
+              "pred_prob double, class_score double")
+    names = pa.array(class_names, pa.string())
+
+    def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for block in bl.blocks_of(batches):
+            classes = block.column("issue_classes")
+            if len(classes.values) == 0:
                 continue
-            batch = batch_of(record_batch, num_classes)
-            result = audit_batch(batch, plan, cuts)
-            flags = result.class_flags
-            columns = {
-                "id": record_batch.column("id"),
-                "given_labels": list_column(batch.given),
-                "label_quality_score": pa.array(result.label_quality_score, type=pa.float64()),
-                "is_label_issue": pa.array(result.is_label_issue),
-                "suggested_labels": list_column(batch.given ^ flags),
-                "num_class_issues": pa.array(flags.sum(axis=1).astype(np.int32)),
-                "issue_classes": list_column(flags),
-                "issue_given": list_column(flags, batch.given, pa.bool_()),
-                "issue_pred_probs": list_column(flags, batch.probs.astype(np.float64),
-                                                pa.float64()),
-                "issue_class_scores": list_column(flags, result.class_scores, pa.float64()),
-            }
-            if with_class_scores:
-                columns["class_scores"] = matrix_column(result.class_scores)
-            yield pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+            rows = pc.list_parent_indices(classes)
+            index = classes.values
+            yield pa.RecordBatch.from_arrays(
+                [block.column(bl.ID).take(rows), index, names.take(index),
+                 block.column("issue_given").values, block.column("issue_pred_probs").values,
+                 block.column("issue_class_scores").values],
+                names=["id", "class_index", "class_name", "given", "pred_prob",
+                       "class_score"])
 
-    return rows.mapInArrow(score, schema)
+    return scored_blocks.mapInArrow(explode, schema)
 
 
-def class_issue_rows(scored: DataFrame, class_names: tuple[str, ...]) -> DataFrame:
-    names = F.array(*[F.lit(name) for name in class_names])
-    zipped = F.arrays_zip(*[F.col(c) for c in ISSUE_COLUMNS])
-    return (scored.filter(F.col("num_class_issues") > 0)
-            .select("id", F.inline(zipped))
-            .select("id", F.col("issue_classes").alias("class_index"),
-                    F.element_at(names, F.col("issue_classes") + 1).alias("class_name"),
-                    F.col("issue_given").alias("given"),
-                    F.col("issue_pred_probs").alias("pred_prob"),
-                    F.col("issue_class_scores").alias("class_score")))
+EXAMPLE_COLUMNS = ("id", "given_labels", "label_quality_score", "is_label_issue", "issue_rank",
+                   "suggested_labels", "num_class_issues", "explanation")
 
 
-def example_rows(scored: DataFrame, with_class_scores: bool, explanation: Column) -> DataFrame:
-    ranks = global_rank(scored.filter("is_label_issue").select("id", "label_quality_score"),
-                        "label_quality_score", "id", "issue_rank")
-    columns = ["id", "given_labels", "label_quality_score", "is_label_issue", "issue_rank",
-               "suggested_labels", "num_class_issues", explanation.alias("explanation")]
+def example_rows(scored_blocks: DataFrame, rank_counts: np.ndarray, id_type: str,
+                 with_class_scores: bool) -> DataFrame:
+    """The examples table: each scored block with its rows' exact `issue_rank`.
+
+    The ranks are computed on narrow (score, id) rows of the flagged examples only and sent
+    to the partition of the block that holds each id: the wide rows never move.
+    """
+    columns = list(EXAMPLE_COLUMNS) + (["class_scores"] if with_class_scores else [])
+    schema = (f"id {id_type}, given_labels array<int>, label_quality_score double, "
+              "is_label_issue boolean, issue_rank int, suggested_labels array<int>, "
+              f"num_class_issues int, explanation {EXPLANATION_DDL}")
     if with_class_scores:
-        columns.append("class_scores")
-    return (scored.join(ranks.select("id", "issue_rank"), "id", "left").select(*columns))
+        schema += ", class_scores array<double>"
+    ranks = ranked(scored_blocks, rank_counts, id_type)
+    arrow_schema = to_arrow_schema(_parse_datatype_string(schema))
 
+    def attach(blocks_table: pa.Table, ranks_table: pa.Table) -> pa.Table:
+        decoded = list(bl.blocks_of(blocks_table.to_batches()))
+        if not decoded:
+            return arrow_schema.empty_table()
+        table = pa.Table.from_batches(decoded).combine_chunks()
+        ranked_ids = ranks_table.column("id").combine_chunks()
+        where = pc.index_in(table.column("id"), value_set=ranked_ids)
+        rank = ranks_table.column("issue_rank").combine_chunks().take(where)
+        table = table.append_column("issue_rank", rank.cast(pa.int32()))
+        return table.select(columns)
 
-def class_counts(class_issues: DataFrame, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flagged pairs per class: annotated (label issues) and not annotated (inverse)."""
-    counts = (class_issues.groupBy("class_index")
-              .agg(F.count_if("given").alias("given"),
-                   F.count_if(~F.col("given")).alias("missing"))
-              .collect())
-    label_issues = np.zeros(num_classes, dtype=np.int64)
-    inverse = np.zeros(num_classes, dtype=np.int64)
-    for row in counts:
-        label_issues[row["class_index"]] = row["given"]
-        inverse[row["class_index"]] = row["missing"]
-    return label_issues, inverse
-
-
+    return scored_blocks.groupBy("part").cogroup(ranks.groupBy("part")).applyInArrow(
+        attach, schema)
 def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
                 inverse: np.ndarray, class_names: tuple[str, ...]) -> DataFrame:
     """One row per class: counts, thresholds, calibrated joint, noise (K rows, built on the

@@ -1,84 +1,117 @@
 """Why an example is flagged: its likely missing and extraneous tags, in words and as a struct.
 
-Built from the flagged pairs that the scoring pass already put on each row (JVM expressions
-only, no Python per row). A tag's `threshold` is the class's confident threshold in
-probability space: `threshold_given` (t1) for a missing tag, the model being confident the
-tag applies at or above it; `1 - threshold_not_given` (1 - t0) for an extraneous tag, the
-model being confident it does not apply at or below it.
+Built in the scoring pass from the flagged pairs of a block, with Arrow compute kernels (no
+Python per row). A tag's `threshold` is the class's confident threshold in probability space:
+`threshold_given` (t1) for a missing tag, the model being confident the tag applies at or
+above it; `1 - threshold_not_given` (1 - t0) for an extraneous tag, the model being confident
+it does not apply at or below it. Numbers are written as Java's `%.3f` writes them (the
+shortest decimal of the double, rounded half up), as Spark's `format_string` did before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-EXPLANATION_TYPE = ("struct<text: string, "
-                    "missing: array<struct<class_index: int, class_name: string, "
-                    "pred_prob: double, threshold: double>>, "
-                    "extraneous: array<struct<class_index: int, class_name: string, "
-                    "pred_prob: double, threshold: double>>>")
-
-
-def _literal_array(values: Sequence) -> Column:
-    return F.array(*[F.lit(value) for value in values])
-
-
-def _sorted(tags: Column, most_telling_first: int) -> Column:
-    """Strongest evidence first (probability descending for missing tags, ascending for
-    extraneous ones), then class index: a deterministic order."""
-
-    def compare(left: Column, right: Column) -> Column:
-        by_prob = (F.when(left["pred_prob"] < right["pred_prob"], -most_telling_first)
-                   .when(left["pred_prob"] > right["pred_prob"], most_telling_first)
-                   .otherwise(0))
-        by_index = (F.when(left["class_index"] < right["class_index"], -1)
-                    .when(left["class_index"] > right["class_index"], 1).otherwise(0))
-        return F.when(by_prob != 0, by_prob).otherwise(by_index)
-
-    return F.array_sort(tags, compare)
+TAG_TYPE = pa.struct([("class_index", pa.int32()), ("class_name", pa.string()),
+                      ("pred_prob", pa.float64()), ("threshold", pa.float64())])
+EXPLANATION_TYPE = pa.struct([("text", pa.string()), ("missing", pa.list_(TAG_TYPE)),
+                              ("extraneous", pa.list_(TAG_TYPE))])
+EXPLANATION_DDL = ("struct<text: string, "
+                   "missing: array<struct<class_index: int, class_name: string, "
+                   "pred_prob: double, threshold: double>>, "
+                   "extraneous: array<struct<class_index: int, class_name: string, "
+                   "pred_prob: double, threshold: double>>>")
 
 
-def _words(tags: Column, heading: str) -> Column:
-    listed = F.array_join(F.transform(tags, lambda tag: F.format_string(
-        "%s (p=%.3f, threshold %.3f)", tag["class_name"], tag["pred_prob"], tag["threshold"])),
-        ", ")
-    return F.when(F.size(tags) > 0, F.concat(F.lit(heading), listed))
+def fixed(values: np.ndarray, places: int) -> pa.Array:
+    """Non-negative `values` as Java's `%.{places}f` writes them: the shortest decimal of each
+    double, rounded half up."""
+    values = np.asarray(values, dtype=np.float64)
+    scale = 10 ** places
+    scaled = values * scale
+    whole = np.floor(scaled)
+    fraction = scaled - whole
+    rounded = (whole + (fraction > 0.5)).astype(np.int64)
+    # only a value whose scaled fraction is near one half can round differently from its
+    # shortest decimal: those few are rounded exactly
+    for at in np.flatnonzero(np.abs(fraction - 0.5) < 1e-6):
+        exact = Decimal(repr(float(values[at]))).quantize(Decimal(1).scaleb(-places),
+                                                         ROUND_HALF_UP)
+        rounded[at] = int(exact.scaleb(places))
+    digits = pc.utf8_lpad(pa.array(rounded).cast(pa.string()), places + 1, "0")
+    return pc.binary_join_element_wise(pc.utf8_slice_codeunits(digits, 0, -places),
+                                       pc.utf8_slice_codeunits(digits, -places), ".")
 
 
-def explanation_column(class_names: Sequence[str], threshold_given: Sequence[float],
-                       threshold_not_given: Sequence[float]) -> Column:
-    """The `explanation` of a flagged example (null for the others).
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the explanation needs to know of the classes (K-sized)."""
 
-    Needs the scoring pass's columns `is_label_issue`, `label_quality_score`, `issue_classes`,
-    `issue_given` and `issue_pred_probs`.
+    names: tuple[str, ...]
+    present_at: np.ndarray  # threshold_given (t1)
+    absent_at: np.ndarray  # 1 - threshold_not_given (1 - t0)
+
+    @staticmethod
+    def of(names: Sequence[str], threshold_given: Sequence[float],
+           threshold_not_given: Sequence[float]) -> Vocabulary:
+        return Vocabulary(tuple(names), np.asarray(threshold_given, dtype=np.float64),
+                          1.0 - np.asarray(threshold_not_given, dtype=np.float64))
+
+
+def _tags(vocabulary: Vocabulary, num_rows: int, rows: np.ndarray, classes: np.ndarray,
+          probs: np.ndarray, thresholds: np.ndarray, heading: str
+          ) -> tuple[pa.ListArray, pa.Array]:
+    """Per row: the list of tag structs, and its text (null where the list is empty)."""
+    offsets = np.zeros(num_rows + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=num_rows), out=offsets[1:])
+    names = pa.array(vocabulary.names, pa.string()).take(pa.array(classes, pa.int64()))
+    tags = pa.StructArray.from_arrays(
+        [pa.array(classes, pa.int32()), names, pa.array(probs, pa.float64()),
+         pa.array(thresholds, pa.float64())], fields=list(TAG_TYPE))
+    words = pc.binary_join_element_wise(
+        names, pa.scalar(" (p="), fixed(probs, 3), pa.scalar(", threshold "),
+        fixed(thresholds, 3), pa.scalar(")"), "")
+    listed = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), words), ", ")
+    text = pc.if_else(pa.array(np.diff(offsets) > 0),
+                      pc.binary_join_element_wise(pa.scalar(heading), listed, ""),
+                      pa.scalar(None, pa.string()))
+    return pa.ListArray.from_arrays(pa.array(offsets), tags), text
+
+
+def explanations(vocabulary: Vocabulary, is_label_issue: np.ndarray,
+                 label_quality_score: np.ndarray, flags: np.ndarray, given: np.ndarray,
+                 probs: np.ndarray) -> pa.StructArray:
+    """The `explanation` of every row of a batch (null where the row is not flagged).
+
+    `flags`, `given`: (n, K) bool; `probs`: (n, K). Missing tags strongest first (probability
+    descending), extraneous ones weakest probability first, then by class index.
     """
-    names = _literal_array(list(class_names))
-    present_at = _literal_array([float(t) for t in threshold_given])
-    absent_at = _literal_array([1.0 - float(t) for t in threshold_not_given])
-    pairs = F.arrays_zip("issue_classes", "issue_given", "issue_pred_probs")
-    tags = F.transform(pairs, lambda pair: F.struct(
-        pair["issue_classes"].alias("class_index"),
-        F.element_at(names, pair["issue_classes"] + 1).alias("class_name"),
-        pair["issue_pred_probs"].alias("pred_prob"),
-        F.when(pair["issue_given"], F.element_at(absent_at, pair["issue_classes"] + 1))
-        .otherwise(F.element_at(present_at, pair["issue_classes"] + 1)).alias("threshold"),
-        pair["issue_given"].alias("given")))
-    missing = _sorted(F.filter(tags, lambda tag: ~tag["given"]), -1)
-    extraneous = _sorted(F.filter(tags, lambda tag: tag["given"]), 1)
-
-    def drop_given(sorted_tags: Column) -> Column:
-        return F.transform(sorted_tags, lambda tag: F.struct(
-            tag["class_index"].alias("class_index"), tag["class_name"].alias("class_name"),
-            tag["pred_prob"].alias("pred_prob"), tag["threshold"].alias("threshold")))
-
-    text = F.concat_ws("; ", _words(missing, "likely missing: "),
-                       _words(extraneous, "likely extraneous: "))
+    num_rows = len(is_label_issue)
+    shown = flags & is_label_issue[:, None]
+    parts = []
+    for annotated, heading, direction in ((False, "likely missing: ", -1.0),
+                                          (True, "likely extraneous: ", 1.0)):
+        rows, classes = np.nonzero(shown & (given == annotated))
+        p = probs[rows, classes].astype(np.float64)
+        order = np.lexsort((classes, direction * p, rows))
+        rows, classes, p = rows[order], classes[order], p[order]
+        thresholds = (vocabulary.absent_at if annotated else vocabulary.present_at)[classes]
+        parts.append(_tags(vocabulary, num_rows, rows, classes, p, thresholds, heading))
+    (missing, missing_text), (extraneous, extraneous_text) = parts
+    # (null_handling="skip" drops rows where every input is null, pyarrow 26)
+    text = pc.coalesce(pc.binary_join_element_wise(missing_text, extraneous_text, "; "),
+                       missing_text, extraneous_text)
     # low_* filters flag rows by their score alone: no single tag may be flagged
-    text = F.when(F.size(F.col("issue_classes")) > 0, text).otherwise(F.format_string(
-        "label quality score %.4f is among the lowest; no single tag is flagged",
-        F.col("label_quality_score")))
-    explanation = F.struct(text.alias("text"), drop_given(missing).alias("missing"),
-                           drop_given(extraneous).alias("extraneous"))
-    return F.when(F.col("is_label_issue"), explanation).cast(EXPLANATION_TYPE)
+    score_only = pc.binary_join_element_wise(
+        pa.scalar("label quality score "), fixed(np.clip(label_quality_score, 0, None), 4),
+        pa.scalar(" is among the lowest; no single tag is flagged"), "")
+    has_tags = pa.array(shown.any(axis=1))
+    text = pc.if_else(has_tags, text, score_only)
+    return pa.StructArray.from_arrays([text, missing, extraneous], fields=list(EXPLANATION_TYPE),
+                                      mask=pa.array(~is_label_issue))

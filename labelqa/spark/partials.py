@@ -15,41 +15,29 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from labelqa.core.batch import Batch
-from labelqa.spark.arrow import batch_of
+from labelqa.spark.blocks import add_totals, batch_of, blocks_of, statistic_rows
 
 PARTIAL_SCHEMA = "name string, position long, value long"
 Partials = dict[str, np.ndarray]
 
 
 def _record_batch(totals: Partials) -> pa.RecordBatch:
-    names, positions, values = [], [], []
-    for name, array in totals.items():
-        flat = np.asarray(array, dtype=np.int64).reshape(-1)
-        where = np.flatnonzero(flat)
-        names.extend([name] * len(where))
-        positions.append(where)
-        values.append(flat[where])
+    names, positions, values = statistic_rows(totals)
     return pa.RecordBatch.from_arrays(
-        [pa.array(names, type=pa.string()),
-         pa.array(np.concatenate(positions) if positions else [], type=pa.int64()),
-         pa.array(np.concatenate(values) if values else [], type=pa.int64())],
-        names=["name", "position", "value"])
+        [pa.array(names, type=pa.string()), pa.array(positions, type=pa.int64()),
+         pa.array(values, type=pa.int64())], names=["name", "position", "value"])
 
 
-def partial_sums(joined: DataFrame, num_classes: int, compute: Callable[[Batch], Partials]
-                 ) -> DataFrame:
-    """(name, position, value) totals of `compute` over every batch of `joined`."""
+def partial_sums(blocks: DataFrame, compute: Callable[[Batch], Partials]) -> DataFrame:
+    """(name, position, value) totals of `compute` over every examples block."""
 
     def per_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         totals: Partials = {}
-        for record_batch in batches:
-            if record_batch.num_rows == 0:
-                continue
-            for name, array in compute(batch_of(record_batch, num_classes)).items():
-                totals[name] = totals[name] + array if name in totals else np.array(array)
+        for block in blocks_of(batches):
+            add_totals(totals, compute(batch_of(block)))
         yield _record_batch(totals)
 
-    return (joined.mapInArrow(per_task, PARTIAL_SCHEMA)
+    return (blocks.mapInArrow(per_task, PARTIAL_SCHEMA)
             .groupBy("name", "position").agg(F.sum("value").alias("value")))
 
 

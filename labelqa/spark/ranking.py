@@ -1,27 +1,56 @@
-"""Exact global rank by (key, id) without moving all rows to one partition."""
+"""Exact `issue_rank` (1 = most severe: by score, then id) without moving the wide rows.
+
+The scoring pass counts the flagged examples per score bin (a RANK_BINS-sized histogram,
+summed exactly). The flagged examples' narrow (score, id) rows are then ranked inside their
+bin by a window, offset by the counts of the lower bins, and sent back to the partition of
+the block that holds them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from labelqa.spark import blocks as bl
 
-def global_rank(df: DataFrame, key: str, id_column: str, name: str, low: float = 0.0,
-                high: float = 1.0, bins: int = 4096) -> DataFrame:
-    """`df` with column `name` = 1 + the number of rows before it in (key, id) order.
+RANK_BINS = 4096
 
-    Rows are spread over equal-width key bins; the rank is the count of rows in lower bins
-    (from a bins-sized table) plus the row number inside the bin.
-    """
-    bin_of = F.least(F.greatest(F.floor((F.col(key) - low) * (bins / (high - low))), F.lit(0)),
-                     F.lit(bins - 1))
-    binned = df.withColumn("_bin", bin_of)
-    before = (binned.groupBy("_bin").count()
-              .withColumn("_before", F.coalesce(
-                  F.sum("count").over(Window.orderBy("_bin")
-                                      .rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)))
-              .drop("count"))
-    within = Window.partitionBy("_bin").orderBy(key, id_column)
-    return (binned.join(F.broadcast(before), "_bin")
-            .withColumn(name, (F.col("_before") + F.row_number().over(within)).cast("int"))
-            .drop("_bin", "_before"))
+
+def rank_bins(scores: np.ndarray) -> np.ndarray:
+    """Monotone bin of each score (scores outside [0, 1] go to the first or last bin)."""
+    return np.clip(np.floor(np.asarray(scores) * RANK_BINS), 0, RANK_BINS - 1).astype(np.int64)
+
+
+def ranked(scored_blocks: DataFrame, counts: np.ndarray, id_type: str) -> DataFrame:
+    """(part, id, issue_rank) of every flagged example."""
+    schema = f"part int, bin int, score double, id {id_type}"
+
+    def flagged(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for record_batch in batches:
+            parts = record_batch.column("part")
+            for index, value in enumerate(record_batch.column("block")):
+                block = bl.decode(value.as_buffer())
+                chosen = np.flatnonzero(block.column("is_label_issue").to_numpy(
+                    zero_copy_only=False))
+                if not len(chosen):
+                    continue
+                scores = block.column("label_quality_score").to_numpy()[chosen]
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(np.full(len(chosen), parts[index].as_py(), np.int32)),
+                     pa.array(rank_bins(scores).astype(np.int32)), pa.array(scores),
+                     block.column(bl.ID).take(pa.array(chosen))],
+                    names=["part", "bin", "score", "id"])
+
+    before = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    spark = scored_blocks.sparkSession
+    offsets = spark.createDataFrame(
+        [(int(b), int(before[b])) for b in np.flatnonzero(counts)], "bin int, before long")
+    within = Window.partitionBy("bin").orderBy("score", "id")
+    return (scored_blocks.mapInArrow(flagged, schema)
+            .join(F.broadcast(offsets), "bin")
+            .select("part", "id", (F.col("before") + F.row_number().over(within))
+                    .alias("issue_rank")))

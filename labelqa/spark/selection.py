@@ -25,7 +25,7 @@ from pyspark.sql.types import DataType
 from labelqa.core.batch import Batch
 from labelqa.core.flags import KEY_RANGES, Cut, num_groups
 from labelqa.core.plan import Selection
-from labelqa.spark.arrow import batch_of
+from labelqa.spark.blocks import ID, batch_of, blocks_of
 
 HISTOGRAM_CELLS = 1 << 17
 
@@ -59,7 +59,7 @@ def histogram_shapes(selections: tuple[Selection, ...], num_classes: int
             for s in selections}
 
 
-def find_cuts(spark: SparkSession, joined: DataFrame, num_classes: int,
+def find_cuts(spark: SparkSession, blocks: DataFrame, num_classes: int,
               selections: tuple[Selection, ...], histograms: dict[str, np.ndarray],
               id_type: DataType, id_dtype: np.dtype) -> dict[str, Cut]:
     """The cut of every selection; one small Spark job ranks the boundary bins' pairs."""
@@ -86,10 +86,8 @@ def find_cuts(spark: SparkSession, joined: DataFrame, num_classes: int,
     schema = f"selection int, grp long, key double, id {id_type.simpleString()}"
 
     def boundary_pairs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for record_batch in batches:
-            if record_batch.num_rows == 0:
-                continue
-            batch = batch_of(record_batch, num_classes)
+        for block in blocks_of(batches):
+            batch = batch_of(block)
             for index, selection in enumerate(selections):
                 bins = bins_per_group(selection.kind, num_classes)
                 pairs = selection.pairs(batch)
@@ -100,12 +98,12 @@ def find_cuts(spark: SparkSession, joined: DataFrame, num_classes: int,
                 yield pa.RecordBatch.from_arrays(
                     [pa.array(np.full(inside.sum(), index, dtype=np.int32)),
                      pa.array(pairs.groups[inside]), pa.array(pairs.keys[inside]),
-                     record_batch.column("id").take(pa.array(pairs.rows[inside]))],
+                     block.column(ID).take(pa.array(pairs.rows[inside]))],
                     names=["selection", "grp", "key", "id"])
 
     wanted = spark.createDataFrame(needs, "selection int, grp long, need long")
     order = Window.partitionBy("selection", "grp").orderBy("key", "id")
-    found = (joined.mapInArrow(boundary_pairs, schema)
+    found = (blocks.mapInArrow(boundary_pairs, schema)
              .withColumn("rank", F.row_number().over(order))
              .join(F.broadcast(wanted), ["selection", "grp"])
              .filter(F.col("rank") == F.col("need"))

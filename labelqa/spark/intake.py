@@ -1,0 +1,226 @@
+"""The intake: both tables through one exchange by id, then one Arrow pass that decides every
+row's state (`labelqa.core.intake`), writes the audited examples as compact blocks, the
+quarantined rows with their raw content, and the first statistics (row counts, the
+thresholds' exact sums).
+
+Measured at 1M x 40 (README, Benchmarks): the window operators this replaces carried every
+probability vector through two more sorts and a JVM-row disk cache.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from labelqa.core import intake as rules
+from labelqa.core.plan import threshold_partials
+from labelqa.spark import blocks as bl
+from labelqa.spark.formats import RAW_PREFIX, CheckedRows
+from labelqa.spark.names import column
+
+EXCHANGE_ORDER = (bl.ID, "_source", "_unit", "_fingerprint")
+RAW = ("_raw_labels", "_raw_predictions")
+
+
+def tagged_rows(checked: CheckedRows, source: int) -> DataFrame:
+    """One table's checked rows in the shape both tables share for the single exchange.
+
+    The raw row travels as one struct (`_raw_labels` / `_raw_predictions`), turned into
+    `row_json` only for rows that end quarantined; array predictions' vector is read from it.
+    """
+    rows = checked.rows
+    raw = [column(RAW_PREFIX + c) for c in checked.raw_columns]
+    payload = [c for c in ("_classes", "_repeated", "_probs", "_prob") if c in rows.columns]
+    return rows.select(
+        F.lit(source).cast("byte").alias("_source"), bl.ID, "_unit", *payload,
+        F.xxhash64(*raw).alias("_fingerprint"), "_reason", "_detail", "_column",
+        F.struct(*[column(RAW_PREFIX + c).alias(c) for c in checked.raw_columns])
+        .alias(RAW[source]))
+
+
+def intake_schema(tagged: DataFrame) -> T.StructType:
+    fields = [T.StructField("kind", T.ByteType()), T.StructField("block", T.BinaryType()),
+              T.StructField("source", T.ByteType()), T.StructField("id", T.StringType()),
+              T.StructField("reason", T.StringType()), T.StructField("detail", T.StringType()),
+              T.StructField("column", T.StringType())]
+    fields += [tagged.schema[name] for name in RAW]
+    fields += [T.StructField("name", T.StringType()), T.StructField("position", T.LongType()),
+               T.StructField("value", T.LongType())]
+    return T.StructType(fields)
+
+
+def vector_field(predictions: CheckedRows) -> tuple[str, str | None]:
+    """Where a one-row-per-id prediction's vector is: (column, struct field or None)."""
+    if predictions.probs_column.startswith(RAW_PREFIX):
+        return RAW[rules.PREDICTIONS], predictions.probs_column[len(RAW_PREFIX):]
+    return predictions.probs_column, None
+
+
+def _rows(schema: pa.Schema, num_rows: int, **columns: pa.Array) -> pa.RecordBatch:
+    arrays = [columns[f.name] if f.name in columns else pa.nulls(num_rows, f.type)
+              for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _objects(array: pa.Array) -> np.ndarray:
+    if array.null_count == len(array):
+        return np.full(len(array), None, dtype=object)
+    return array.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
+def intake_partition(decision: rules.IntakeRules, num_classes: int,
+                     vector: tuple[str, str | None], output: pa.Schema
+                     ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The function of the intake's Arrow pass over one id-sorted partition."""
+    labels_one_row = decision.labels_one_row_per_id
+    predictions_one_row = decision.predictions_one_row_per_id
+
+    def probabilities(batch: pa.RecordBatch, lead: np.ndarray, ok_rows: np.ndarray
+                      ) -> np.ndarray:
+        if not predictions_one_row:  # long: the K class rows of each example, in class order
+            values = batch.column("_prob").take(pa.array(ok_rows))
+            return values.to_numpy(zero_copy_only=False).reshape(-1, num_classes)
+        name, field = vector
+        lists = batch.column(name)
+        if field is not None:
+            lists = pc.struct_field(lists, field)
+        chosen = lists.take(pa.array(lead))
+        return chosen.flatten().to_numpy(zero_copy_only=False).reshape(-1, num_classes)
+
+    def label_lists(batch: pa.RecordBatch, states: rules.RowStates, label_rows: np.ndarray,
+                    lead: np.ndarray) -> pa.Array:
+        if labels_one_row:  # one accepted label row per example, in the examples' order
+            return batch.column("_classes").take(pa.array(label_rows))
+        # every accepted tag row belongs to an audited example: offsets by id run
+        units = batch.column("_unit").take(pa.array(label_rows)).cast(pa.int32())
+        offsets = np.append(np.searchsorted(states.id_index[label_rows], states.id_index[lead]),
+                            len(label_rows)).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), units)
+
+    def decide(batch: pa.RecordBatch, totals: dict, counts: Counter) -> Iterator[pa.RecordBatch]:
+        ids = batch.column(bl.ID)
+        n = batch.num_rows
+        id_null = ids.is_null().to_numpy(zero_copy_only=False)
+        same_id = np.zeros(n, dtype=bool)
+        if n > 1:
+            same_id[1:] = pc.equal(ids.slice(1), ids.slice(0, n - 1)).fill_null(False) \
+                .to_numpy(zero_copy_only=False)
+        source = batch.column("_source").to_numpy(zero_copy_only=False).astype(np.int8)
+        rows = rules.SortedRows(
+            same_id=same_id, id_null=id_null, source=source,
+            unit=batch.column("_unit").fill_null(-1).to_numpy(zero_copy_only=False)
+            .astype(np.int64),
+            fingerprint=batch.column("_fingerprint").to_numpy(zero_copy_only=False),
+            reason=_objects(batch.column("_reason")),
+            detail=_objects(batch.column("_detail")),
+            column=_objects(batch.column("_column")))
+        states = rules.decide(rows, decision)
+        for src in (rules.LABELS, rules.PREDICTIONS):
+            of_source = source == src
+            per_status = np.bincount(states.status[of_source], minlength=3)
+            for status, count in enumerate(per_status):
+                if count and status != rules.QUARANTINED:
+                    counts[(src, status, "")] += int(count)
+        quarantined = np.flatnonzero(states.status == rules.QUARANTINED)
+        for src, why in zip(source[quarantined], states.reason[quarantined]):
+            counts[(int(src), rules.QUARANTINED, why)] += 1
+        label_ok = (states.status == rules.OK) & (source == rules.LABELS)
+        repeated = batch.column("_repeated").to_numpy(zero_copy_only=False)
+        counts[("repeated", 0, "")] += int(np.nansum(repeated[label_ok]))
+        lead = np.flatnonzero(states.lead)
+        if len(lead):
+            prediction_ok = np.flatnonzero((states.status == rules.OK)
+                                           & (source == rules.PREDICTIONS))
+            label_rows = np.flatnonzero(label_ok)
+            block = bl.examples_block(ids.take(pa.array(lead)),
+                                      label_lists(batch, states, label_rows, lead),
+                                      probabilities(batch, lead, prediction_ok))
+            bl.add_totals(totals, threshold_partials(bl.batch_of(block)))
+            counts[("examples", 0, "")] += len(lead)
+            yield _rows(output, 1, kind=pa.array([bl.BLOCK], pa.int8()),
+                        block=pa.array([bl.encode(block)], pa.binary()))
+        if len(quarantined):
+            take = pa.array(quarantined)
+            yield _rows(output, len(quarantined),
+                        kind=pa.array(np.full(len(quarantined), bl.QUARANTINED_ROW, np.int8)),
+                        source=pa.array(source[quarantined], pa.int8()),
+                        id=ids.take(take).cast(pa.string()),
+                        reason=pa.array(states.reason[quarantined], pa.string()),
+                        detail=pa.array(states.detail[quarantined], pa.string()),
+                        column=pa.array(states.column[quarantined], pa.string()),
+                        **{name: batch.column(name).take(take) for name in RAW})
+
+    def trailing_id_start(batch: pa.RecordBatch) -> int:
+        """Where the rows of the batch's last id begin (the batch's end if it is null)."""
+        ids = batch.column(bl.ID)
+        if not ids[-1].is_valid:
+            return batch.num_rows
+        same = pc.equal(ids, ids[-1]).fill_null(False).to_numpy(zero_copy_only=False)
+        others = np.flatnonzero(~same)
+        return int(others[-1]) + 1 if len(others) else 0
+
+    def partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        totals: dict[str, np.ndarray] = {}
+        counts: Counter = Counter()
+        carry: pa.RecordBatch | None = None
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            if carry is not None:
+                batch = pa.concat_batches([carry, batch])
+            start = trailing_id_start(batch)
+            carry = batch.slice(start) if start < batch.num_rows else None
+            if start:
+                yield from decide(batch.slice(0, start), totals, counts)
+        if carry is not None:
+            yield from decide(carry, totals, counts)
+        names, positions, values = bl.statistic_rows(totals)
+        for (src, status, why), count in sorted(counts.items(), key=str):
+            names.append(f"rows|{src}|{status}|{why}")
+            positions = np.append(positions, 0)
+            values = np.append(values, count)
+        if names:
+            yield _rows(output, len(names),
+                        kind=pa.array(np.full(len(names), bl.STATISTIC, np.int8)),
+                        name=pa.array(names, pa.string()),
+                        position=pa.array(positions, pa.int64()),
+                        value=pa.array(values, pa.int64()))
+
+    return partition
+
+
+def intake_blocks(tagged: DataFrame, decision: rules.IntakeRules, num_classes: int,
+                  vector: tuple[str, str | None], num_partitions: int) -> DataFrame:
+    """The intake's output: blocks of audited examples, quarantined rows, statistics."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = intake_schema(tagged)
+    rows = tagged.repartition(num_partitions, bl.ID).sortWithinPartitions(*EXCHANGE_ORDER)
+    arrow_schema = to_arrow_schema(schema)
+    return rows.mapInArrow(intake_partition(decision, num_classes, vector, arrow_schema), schema)
+
+
+def statistics(df: DataFrame) -> dict[str, dict[int, int]]:
+    """The exact sums of a pass's statistic rows, by name and position (K-sized)."""
+    table = (df.filter(F.col("kind") == bl.STATISTIC).groupBy("name", "position")
+             .agg(F.sum("value").alias("value")).toArrow())
+    out: dict[str, dict[int, int]] = {}
+    for name, position, value in zip(table.column("name").to_pylist(),
+                                     table.column("position").to_pylist(),
+                                     table.column("value").to_pylist()):
+        out.setdefault(name, {})[int(position)] = int(value)
+    return out
+
+
+def as_array(found: dict[str, dict[int, int]], name: str, shape: tuple[int, ...]) -> np.ndarray:
+    flat = np.zeros(int(np.prod(shape)), dtype=np.int64)
+    for position, value in found.get(name, {}).items():
+        flat[position] = value
+    return flat.reshape(shape)
