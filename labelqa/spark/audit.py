@@ -9,11 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql.types import _parse_datatype_string
 
 from labelqa.config import AuditConfig
 from labelqa.core import flags as fl
@@ -32,11 +29,10 @@ from labelqa.spark.explanation import EXPLANATION_DDL, Vocabulary, explanations
 from labelqa.spark.inputs import JoinedInput
 from labelqa.spark.intake import as_array, statistics
 from labelqa.spark.partials import collect_partials, partial_sums
-from labelqa.spark.ranking import RANK_BINS, rank_bins, ranked
+from labelqa.spark.ranking import RANK_BINS, RankRanges, rank_bins, ranks_within
 from labelqa.spark.selection import find_cuts, histogram_partials, histogram_shapes
 
-PASS_SCHEMA = ("kind byte, part int, block binary, name string, position long, "
-               "value long")
+PASS_SCHEMA = "kind byte, block binary, name string, position long, value long"
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
         raise RuntimeError(f"scored {scored_rows} rows out of {num_rows}")
     label_issues = as_array(found, "label_issues", (num_classes,))
     inverse = as_array(found, "inverse_label_issues", (num_classes,))
-    scored_blocks = scored.filter(F.col("kind") == bl.BLOCK).select("part", "block")
+    scored_blocks = scored.filter(F.col("kind") == bl.BLOCK).select("block")
     class_issues = class_issue_rows(scored_blocks, class_names, joined.id_type.simpleString())
     classes = class_table(spark, plan, label_issues, inverse, class_names)
     examples = example_rows(scored_blocks, as_array(found, "rank_bins", (RANK_BINS,)),
@@ -150,27 +146,25 @@ def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vo
 
 def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
                  vocabulary: Vocabulary, with_class_scores: bool) -> DataFrame:
-    """The scoring pass: a scored block per examples block (with its partition, which the
-    examples' ranks are sent to), and the pass's statistics."""
-    schema = pa.schema([("kind", pa.int8()), ("part", pa.int32()), ("block", pa.binary()),
+    """The scoring pass: a scored block per examples block, and the pass's statistics."""
+    schema = pa.schema([("kind", pa.int8()), ("block", pa.binary()),
                         ("name", pa.string()), ("position", pa.int64()), ("value", pa.int64())])
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        part = TaskContext.get().partitionId()
         totals: dict[str, np.ndarray] = {}
         for block in bl.blocks_of(batches):
             scored, stats = scored_block(bl.batch_of(block), plan, cuts, vocabulary,
                                          block.column(bl.ID), with_class_scores)
             bl.add_totals(totals, stats)
             yield pa.RecordBatch.from_arrays(
-                [pa.array([bl.BLOCK], pa.int8()), pa.array([part], pa.int32()),
-                 pa.array([bl.encode(scored)], pa.binary()), pa.nulls(1, pa.string()),
-                 pa.nulls(1, pa.int64()), pa.nulls(1, pa.int64())], schema=schema)
+                [pa.array([bl.BLOCK], pa.int8()), pa.array([bl.encode(scored)], pa.binary()),
+                 pa.nulls(1, pa.string()), pa.nulls(1, pa.int64()), pa.nulls(1, pa.int64())],
+                schema=schema)
         names, positions, values = bl.statistic_rows(totals)
         if names:
             yield pa.RecordBatch.from_arrays(
                 [pa.array(np.full(len(names), bl.STATISTIC, np.int8)),
-                 pa.nulls(len(names), pa.int32()), pa.nulls(len(names), pa.binary()),
+                 pa.nulls(len(names), pa.binary()),
                  pa.array(names, pa.string()), pa.array(positions, pa.int64()),
                  pa.array(values, pa.int64())], schema=schema)
 
@@ -210,33 +204,63 @@ EXAMPLE_COLUMNS = ("id", "given_labels", "label_quality_score", "is_label_issue"
 
 def example_rows(scored_blocks: DataFrame, rank_counts: np.ndarray, id_type: str,
                  with_class_scores: bool) -> DataFrame:
-    """The examples table: each scored block with its rows' exact `issue_rank`.
-
-    The ranks are computed on narrow (score, id) rows of the flagged examples only and sent
-    to the partition of the block that holds each id: the wide rows never move.
-    """
+    """The examples table: the unflagged rows straight from their scored blocks, the flagged
+    ones ranked by range (labelqa.spark.ranking); one write job."""
     columns = list(EXAMPLE_COLUMNS) + (["class_scores"] if with_class_scores else [])
     schema = (f"id {id_type}, given_labels array<int>, label_quality_score double, "
               "is_label_issue boolean, issue_rank int, suggested_labels array<int>, "
               f"num_class_issues int, explanation {EXPLANATION_DDL}")
     if with_class_scores:
         schema += ", class_scores array<double>"
-    ranks = ranked(scored_blocks, rank_counts, id_type)
-    arrow_schema = to_arrow_schema(_parse_datatype_string(schema))
+    ranges = RankRanges.of(rank_counts)
 
-    def attach(blocks_table: pa.Table, ranks_table: pa.Table) -> pa.Table:
-        decoded = list(bl.blocks_of(blocks_table.to_batches()))
-        if not decoded:
-            return arrow_schema.empty_table()
-        table = pa.Table.from_batches(decoded).combine_chunks()
-        ranked_ids = ranks_table.column("id").combine_chunks()
-        where = pc.index_in(table.column("id"), value_set=ranked_ids)
-        rank = ranks_table.column("issue_rank").combine_chunks().take(where)
-        table = table.append_column("issue_rank", rank.cast(pa.int32()))
-        return table.select(columns)
+    def rows_of(block: pa.RecordBatch, chosen: np.ndarray, rank: np.ndarray | None
+                ) -> pa.RecordBatch:
+        picked = block.take(pa.array(chosen))
+        ranks = (pa.nulls(len(chosen), pa.int32()) if rank is None
+                 else pa.array(rank, pa.int32()))
+        return pa.RecordBatch.from_arrays(
+            [ranks if c == "issue_rank" else picked.column(c) for c in columns], names=columns)
 
-    return scored_blocks.groupBy("part").cogroup(ranks.groupBy("part")).applyInArrow(
-        attach, schema)
+    def unflagged(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for block in bl.blocks_of(batches):
+            issue = block.column("is_label_issue").to_numpy(zero_copy_only=False)
+            chosen = np.flatnonzero(~issue)
+            if len(chosen):
+                yield rows_of(block, chosen, None)
+
+    def by_range(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for block in bl.blocks_of(batches):
+            issue = block.column("is_label_issue").to_numpy(zero_copy_only=False)
+            chosen = np.flatnonzero(issue)
+            if not len(chosen):
+                continue
+            flagged = block.take(pa.array(chosen))
+            of_row = ranges.ranges(flagged.column("label_quality_score").to_numpy())
+            for number in np.unique(of_row):
+                part = flagged.take(pa.array(np.flatnonzero(of_row == number)))
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([number], pa.int32()), pa.array([bl.encode(part)], pa.binary())],
+                    names=["range", "block"])
+
+    def ranked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        members: dict[int, list[pa.RecordBatch]] = {}
+        for record_batch in batches:
+            for number, value in zip(record_batch.column("range").to_pylist(),
+                                     record_batch.column("block")):
+                members.setdefault(number, []).append(bl.decode(value.as_buffer()))
+        for number in sorted(members):
+            table = pa.Table.from_batches(members.pop(number)).combine_chunks()
+            block = table.to_batches()[0]
+            rank = ranks_within(block.column("label_quality_score").to_numpy(),
+                                bl.ids_of(block.column(bl.ID)), int(ranges.offsets[number]))
+            yield rows_of(block, np.arange(block.num_rows), rank)
+
+    flagged_rows = (scored_blocks.mapInArrow(by_range, "range int, block binary")
+                    .repartition(ranges.count, "range").mapInArrow(ranked, schema))
+    return scored_blocks.mapInArrow(unflagged, schema).unionByName(flagged_rows)
+
+
 def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
                 inverse: np.ndarray, class_names: tuple[str, ...]) -> DataFrame:
     """One row per class: counts, thresholds, calibrated joint, noise (K rows, built on the

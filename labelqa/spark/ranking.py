@@ -1,23 +1,21 @@
-"""Exact `issue_rank` (1 = most severe: by score, then id) without moving the wide rows.
+"""Exact `issue_rank` (1 = most severe: by score, then id) without moving JVM rows.
 
-The scoring pass counts the flagged examples per score bin (a RANK_BINS-sized histogram,
-summed exactly). The flagged examples' narrow (score, id) rows are then ranked inside their
-bin by a window, offset by the counts of the lower bins, and sent back to the partition of
-the block that holds them.
+The scoring pass counts the flagged examples per score bin (RANK_BINS equal-width bins,
+summed exactly). The driver groups consecutive bins into ranges of about RANGE_ROWS flagged
+examples and knows how many flagged examples precede each range. The flagged rows then
+travel as compact blocks, one per (scored block, range), to the task of their range, which
+sorts them by (score, id): the rank is the range's offset plus the position. Unflagged rows
+never move.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
-
-from labelqa.spark import blocks as bl
 
 RANK_BINS = 4096
+RANGE_ROWS = 200_000
 
 
 def rank_bins(scores: np.ndarray) -> np.ndarray:
@@ -25,32 +23,37 @@ def rank_bins(scores: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(np.asarray(scores) * RANK_BINS), 0, RANK_BINS - 1).astype(np.int64)
 
 
-def ranked(scored_blocks: DataFrame, counts: np.ndarray, id_type: str) -> DataFrame:
-    """(part, id, issue_rank) of every flagged example."""
-    schema = f"part int, bin int, score double, id {id_type}"
+@dataclass(frozen=True)
+class RankRanges:
+    """Consecutive score bins grouped into ranges (K-sized: RANK_BINS entries)."""
 
-    def flagged(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for record_batch in batches:
-            parts = record_batch.column("part")
-            for index, value in enumerate(record_batch.column("block")):
-                block = bl.decode(value.as_buffer())
-                chosen = np.flatnonzero(block.column("is_label_issue").to_numpy(
-                    zero_copy_only=False))
-                if not len(chosen):
-                    continue
-                scores = block.column("label_quality_score").to_numpy()[chosen]
-                yield pa.RecordBatch.from_arrays(
-                    [pa.array(np.full(len(chosen), parts[index].as_py(), np.int32)),
-                     pa.array(rank_bins(scores).astype(np.int32)), pa.array(scores),
-                     block.column(bl.ID).take(pa.array(chosen))],
-                    names=["part", "bin", "score", "id"])
+    range_of_bin: np.ndarray
+    offsets: np.ndarray  # flagged examples before each range
 
-    before = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    spark = scored_blocks.sparkSession
-    offsets = spark.createDataFrame(
-        [(int(b), int(before[b])) for b in np.flatnonzero(counts)], "bin int, before long")
-    within = Window.partitionBy("bin").orderBy("score", "id")
-    return (scored_blocks.mapInArrow(flagged, schema)
-            .join(F.broadcast(offsets), "bin")
-            .select("part", "id", (F.col("before") + F.row_number().over(within))
-                    .alias("issue_rank")))
+    @property
+    def count(self) -> int:
+        return len(self.offsets)
+
+    @staticmethod
+    def of(counts: np.ndarray, rows_per_range: int = RANGE_ROWS) -> RankRanges:
+        through = np.cumsum(counts)
+        range_of_bin = (np.concatenate([[0], through[:-1]]) // rows_per_range).astype(np.int64)
+        # renumber the ranges that hold rows 0, 1, 2, ...
+        _, range_of_bin = np.unique(range_of_bin, return_inverse=True)
+        offsets = np.zeros(range_of_bin.max() + 1, dtype=np.int64)
+        before = np.concatenate([[0], through[:-1]])
+        starts = np.flatnonzero(np.diff(np.concatenate([[-1], range_of_bin])) > 0)
+        offsets[range_of_bin[starts]] = before[starts]
+        return RankRanges(range_of_bin, offsets)
+
+    def ranges(self, scores: np.ndarray) -> np.ndarray:
+        return self.range_of_bin[rank_bins(scores)]
+
+
+def ranks_within(scores: np.ndarray, ids: np.ndarray, offset: int) -> np.ndarray:
+    """1-based ranks by (score, id) of one range's rows, offset by the rows before it."""
+    by_id = np.argsort(ids, kind="stable")
+    order = by_id[np.argsort(scores[by_id], kind="stable")]
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[order] = offset + 1 + np.arange(len(scores))
+    return ranks
