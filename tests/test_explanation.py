@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-import pytest
-
 import numpy as np
+import pytest
 
 from labelqa.spark.explanation import Vocabulary, explanations
 from tests.conftest import RUN_DATES
@@ -24,9 +23,11 @@ def _explain(rows):
         flags[row, classes] = True
         given[row, classes] = annotated
         probs[row, classes] = pred_probs
+    pair_rows, pair_classes = np.nonzero(flags)
     explained = explanations(Vocabulary.of(NAMES, T_GIVEN, T_NOT_GIVEN),
                              np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-                             flags, given, probs)
+                             pair_rows, pair_classes, given[pair_rows, pair_classes],
+                             probs[pair_rows, pair_classes])
     return {row[0]: value for row, value in zip(rows, explained.to_pylist())}
 
 

@@ -71,20 +71,23 @@ def selection_pairs(batch: Batch, kind: str, enabled: np.ndarray) -> Pairs:
         rows = np.arange(batch.num_rows) if enabled[0] else np.arange(0)
         return Pairs(rows, np.full(len(rows), -1), np.zeros(len(rows), dtype=np.int64),
                      keys[rows] + 0.0)
-    if kind in (NOISE_RATE, BY_CLASS):
-        group_of = 2 * np.arange(batch.num_classes)[None, :] + batch.given
-        eligible = disagreements(batch) & enabled[group_of]
-        if kind == NOISE_RATE:
-            # cleanlab sorts by -(margin of the other side over the given side)
-            key_matrix = -(batch.other_side_prob - batch.given_side_prob)
-        else:
-            key_matrix = batch.given_side_prob
-    else:
+    if kind not in (NOISE_RATE, BY_CLASS):
         raise ValueError(f"unknown selection kind {kind!r}")
+    sides = enabled.reshape(-1, 2)  # group 2k + s: class k, given side s
+    eligible = disagreements(batch) & np.where(batch.given, sides[:, 1], sides[:, 0])
     rows, classes = np.nonzero(eligible)
+    # keys at the eligible pairs only, in the predictions' dtype as cleanlab computes them
+    given = batch.given[rows, classes]
+    probs, complement = batch.probs[rows, classes], batch.complement[rows, classes]
+    given_side = np.where(given, probs, complement)
+    if kind == NOISE_RATE:
+        # cleanlab sorts by -(margin of the other side over the given side)
+        keys = -(np.where(given, complement, probs) - given_side)
+    else:
+        keys = given_side
     # + 0.0 turns -0.0 into 0.0 so that NumPy and Spark order the keys alike
-    return Pairs(rows, classes, group_of[rows, classes].astype(np.int64),
-                 key_matrix[rows, classes].astype(np.float64) + 0.0)
+    return Pairs(rows, classes, 2 * classes.astype(np.int64) + given,
+                 keys.astype(np.float64) + 0.0)
 
 
 def low_class_pairs(batch: Batch, method: str, enabled: np.ndarray) -> Pairs:

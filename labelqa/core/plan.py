@@ -26,16 +26,21 @@ from labelqa.core.joint import (
     raw_joint_counts,
 )
 from labelqa.core.scores import aggregate, class_scores
-from labelqa.core.thresholds import ConfidentThresholds, confident_thresholds, limb_sums
+from labelqa.core.thresholds import (
+    ConfidentThresholds,
+    confident_thresholds,
+    side_limb_sums,
+)
 
 # ---- step 1: thresholds -------------------------------------------------------------------
 
 def threshold_partials(batch: Batch) -> dict[str, np.ndarray]:
     """Counts and exact limb sums of one batch; add them up over all batches."""
+    given_limbs, not_given_limbs = side_limb_sums(batch.given_side_prob, batch.given)
     return {
         "num_given": batch.given.sum(axis=0).astype(np.int64),
-        "given_limbs": limb_sums(batch.probs, batch.given),
-        "not_given_limbs": limb_sums(batch.complement, ~batch.given),
+        "given_limbs": given_limbs,
+        "not_given_limbs": not_given_limbs,
     }
 
 

@@ -115,21 +115,29 @@ def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vo
     `issue_rank`) and the flagged pairs; and its statistics."""
     result = audit_batch(batch, plan, cuts)
     flags = result.class_flags
+    # the flagged pairs once, in row order: every issue_* list and the explanation share them
+    rows, classes = np.nonzero(flags)
+    offsets = np.zeros(batch.num_rows + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=batch.num_rows), out=offsets[1:])
+    given = batch.given[rows, classes]
+    probs = batch.probs[rows, classes].astype(np.float64)
+
+    def per_row(values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
+
     columns = {
         "id": ids,
         "given_labels": bl.list_column(batch.given),
         "label_quality_score": pa.array(result.label_quality_score, type=pa.float64()),
         "is_label_issue": pa.array(result.is_label_issue),
         "suggested_labels": bl.list_column(batch.given ^ flags),
-        "num_class_issues": pa.array(flags.sum(axis=1).astype(np.int32)),
+        "num_class_issues": pa.array(np.diff(offsets)),
         "explanation": explanations(vocabulary, result.is_label_issue,
-                                    result.label_quality_score, flags, batch.given,
-                                    batch.probs),
-        "issue_classes": bl.list_column(flags),
-        "issue_given": bl.list_column(flags, batch.given, pa.bool_()),
-        "issue_pred_probs": bl.list_column(flags, batch.probs.astype(np.float64),
-                                           pa.float64()),
-        "issue_class_scores": bl.list_column(flags, result.class_scores, pa.float64()),
+                                    result.label_quality_score, rows, classes, given, probs),
+        "issue_classes": per_row(classes.astype(np.int32), pa.int32()),
+        "issue_given": per_row(given, pa.bool_()),
+        "issue_pred_probs": per_row(probs, pa.float64()),
+        "issue_class_scores": per_row(result.class_scores[rows, classes], pa.float64()),
     }
     if with_class_scores:
         columns["class_scores"] = bl.matrix_column(result.class_scores)
@@ -137,8 +145,8 @@ def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vo
     stats = {
         "rows": np.array([batch.num_rows]),
         "issues": np.array([int(result.is_label_issue.sum())]),
-        "label_issues": (flags & batch.given).sum(axis=0),
-        "inverse_label_issues": (flags & ~batch.given).sum(axis=0),
+        "label_issues": np.bincount(classes[given], minlength=batch.num_classes),
+        "inverse_label_issues": np.bincount(classes[~given], minlength=batch.num_classes),
         "rank_bins": np.bincount(rank_bins(flagged_scores), minlength=RANK_BINS),
     }
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns)), stats

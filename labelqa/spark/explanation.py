@@ -85,20 +85,23 @@ def _tags(vocabulary: Vocabulary, num_rows: int, rows: np.ndarray, classes: np.n
 
 
 def explanations(vocabulary: Vocabulary, is_label_issue: np.ndarray,
-                 label_quality_score: np.ndarray, flags: np.ndarray, given: np.ndarray,
-                 probs: np.ndarray) -> pa.StructArray:
-    """The `explanation` of every row of a batch (null where the row is not flagged).
+                 label_quality_score: np.ndarray, pair_rows: np.ndarray,
+                 pair_classes: np.ndarray, pair_given: np.ndarray, pair_probs: np.ndarray
+                 ) -> pa.StructArray:
+    """The `explanation` of every row of a batch (null where the row is not flagged), from
+    its flagged (row, class) pairs, whether the class is annotated and its probability.
 
-    `flags`, `given`: (n, K) bool; `probs`: (n, K). Missing tags strongest first (probability
-    descending), extraneous ones weakest probability first, then by class index.
+    Missing tags strongest first (probability descending), extraneous ones weakest
+    probability first, then by class index.
     """
     num_rows = len(is_label_issue)
-    shown = flags & is_label_issue[:, None]
+    shown = is_label_issue[pair_rows]
     parts = []
     for annotated, heading, direction in ((False, "likely missing: ", -1.0),
                                           (True, "likely extraneous: ", 1.0)):
-        rows, classes = np.nonzero(shown & (given == annotated))
-        p = probs[rows, classes].astype(np.float64)
+        chosen = shown & (pair_given == annotated)
+        rows, classes = pair_rows[chosen], pair_classes[chosen]
+        p = pair_probs[chosen].astype(np.float64)
         order = np.lexsort((classes, direction * p, rows))
         rows, classes, p = rows[order], classes[order], p[order]
         thresholds = (vocabulary.absent_at if annotated else vocabulary.present_at)[classes]
@@ -111,7 +114,8 @@ def explanations(vocabulary: Vocabulary, is_label_issue: np.ndarray,
     score_only = pc.binary_join_element_wise(
         pa.scalar("label quality score "), fixed(np.clip(label_quality_score, 0, None), 4),
         pa.scalar(" is among the lowest; no single tag is flagged"), "")
-    has_tags = pa.array(shown.any(axis=1))
-    text = pc.if_else(has_tags, text, score_only)
+    has_tags = np.zeros(num_rows, dtype=bool)
+    has_tags[pair_rows[shown]] = True
+    text = pc.if_else(pa.array(has_tags), text, score_only)
     return pa.StructArray.from_arrays([text, missing, extraneous], fields=list(EXPLANATION_TYPE),
                                       mask=pa.array(~is_label_issue))
