@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import _parse_datatype_string
 
 from labelqa.config import AuditConfig
 from labelqa.core import flags as fl
@@ -31,8 +32,6 @@ from labelqa.spark.intake import as_array, statistics
 from labelqa.spark.partials import collect_partials, partial_sums
 from labelqa.spark.ranking import RANK_BINS, RankRanges, rank_bins, ranks_within
 from labelqa.spark.selection import find_cuts, histogram_partials, histogram_shapes
-
-PASS_SCHEMA = "kind byte, block binary, name string, position long, value long"
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,9 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
                      id_dtype)
 
     vocabulary = Vocabulary.of(class_names, thresholds.given, thresholds.not_given)
-    scored = cached(score_blocks(blocks, plan, cuts, vocabulary, config.output.class_scores))
+    id_type = joined.id_type.simpleString()
+    scored = cached(score_blocks(blocks, plan, cuts, vocabulary, id_type,
+                                 config.output.class_scores))
     found = statistics(scored)
     scored_rows = int(as_array(found, "rows", (1,))[0])
     if scored_rows != num_rows:  # pragma: no cover - a broken invariant, never bad input
@@ -99,120 +100,129 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
         raise RuntimeError(f"scored {scored_rows} rows out of {num_rows}")
     label_issues = as_array(found, "label_issues", (num_classes,))
     inverse = as_array(found, "inverse_label_issues", (num_classes,))
-    scored_blocks = scored.filter(F.col("kind") == bl.BLOCK).select("block")
-    class_issues = class_issue_rows(scored_blocks, class_names, joined.id_type.simpleString())
+    class_issues = scored.filter(F.col("kind") == CLASS_ISSUE_ROW).select(
+        *CLASS_ISSUE_COLUMNS)
     classes = class_table(spark, plan, label_issues, inverse, class_names)
-    examples = example_rows(scored_blocks, as_array(found, "rank_bins", (RANK_BINS,)),
-                            joined.id_type.simpleString(), config.output.class_scores)
+    examples = example_rows(scored, as_array(found, "rank_bins", (RANK_BINS,)), id_type,
+                            config.output.class_scores)
     return AuditTables(examples, class_issues, classes, plan,
                        int(as_array(found, "issues", (1,))[0]), (scored,), class_names,
                        label_issues)
 
 
+@dataclass(frozen=True)
+class ScoredBlock:
+    """One examples block scored and flagged."""
+
+    flagged: pa.RecordBatch  # examples columns (but issue_rank) of the flagged examples
+    unflagged: pa.RecordBatch  # examples columns (but issue_rank, explanation) of the others
+    class_issues: pa.RecordBatch  # one row per flagged (example, class) pair
+    statistics: dict[str, np.ndarray]
+
+
 def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vocabulary,
-                 ids: pa.Array, with_class_scores: bool) -> tuple[pa.RecordBatch, dict]:
-    """One examples block scored and flagged: the columns of the examples table (but
-    `issue_rank`) and the flagged pairs; and its statistics."""
+                 ids: pa.Array, with_class_scores: bool) -> ScoredBlock:
     result = audit_batch(batch, plan, cuts)
     flags = result.class_flags
-    # the flagged pairs once, in row order: every issue_* list and the explanation share them
+    issue = result.is_label_issue
+    # the flagged pairs once, in row order: class_issues and the explanations share them
     rows, classes = np.nonzero(flags)
-    offsets = np.zeros(batch.num_rows + 1, dtype=np.int32)
-    np.cumsum(np.bincount(rows, minlength=batch.num_rows), out=offsets[1:])
     given = batch.given[rows, classes]
     probs = batch.probs[rows, classes].astype(np.float64)
-
-    def per_row(values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
-        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
-
     columns = {
         "id": ids,
         "given_labels": bl.list_column(batch.given),
         "label_quality_score": pa.array(result.label_quality_score, type=pa.float64()),
-        "is_label_issue": pa.array(result.is_label_issue),
+        "is_label_issue": pa.array(issue),
         "suggested_labels": bl.list_column(batch.given ^ flags),
-        "num_class_issues": pa.array(np.diff(offsets)),
-        "explanation": explanations(vocabulary, result.is_label_issue,
-                                    result.label_quality_score, rows, classes, given, probs),
-        "issue_classes": per_row(classes.astype(np.int32), pa.int32()),
-        "issue_given": per_row(given, pa.bool_()),
-        "issue_pred_probs": per_row(probs, pa.float64()),
-        "issue_class_scores": per_row(result.class_scores[rows, classes], pa.float64()),
+        "num_class_issues": pa.array(np.bincount(rows, minlength=batch.num_rows)
+                                     .astype(np.int32)),
     }
     if with_class_scores:
         columns["class_scores"] = bl.matrix_column(result.class_scores)
-    flagged_scores = result.label_quality_score[result.is_label_issue]
+    every = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+    chosen = np.flatnonzero(issue)
+    flagged = every.take(pa.array(chosen))
+    position = np.cumsum(issue) - 1
+    of_flagged = issue[rows]
+    explanation = explanations(vocabulary, np.ones(len(chosen), dtype=bool),
+                               result.label_quality_score[chosen], position[rows[of_flagged]],
+                               classes[of_flagged], given[of_flagged], probs[of_flagged])
+    flagged = flagged.append_column("explanation", explanation)
+    class_issues = pa.RecordBatch.from_arrays(
+        [ids.take(pa.array(rows)), pa.array(classes.astype(np.int32)),
+         pa.array(vocabulary.names, pa.string()).take(pa.array(classes)), pa.array(given),
+         pa.array(probs), pa.array(result.class_scores[rows, classes])],
+        names=list(CLASS_ISSUE_COLUMNS))
     stats = {
         "rows": np.array([batch.num_rows]),
-        "issues": np.array([int(result.is_label_issue.sum())]),
+        "issues": np.array([len(chosen)]),
         "label_issues": np.bincount(classes[given], minlength=batch.num_classes),
         "inverse_label_issues": np.bincount(classes[~given], minlength=batch.num_classes),
-        "rank_bins": np.bincount(rank_bins(flagged_scores), minlength=RANK_BINS),
+        "rank_bins": np.bincount(rank_bins(result.label_quality_score[chosen]),
+                                 minlength=RANK_BINS),
     }
-    return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns)), stats
+    return ScoredBlock(flagged, every.take(pa.array(np.flatnonzero(~issue))), class_issues,
+                       stats)
+
+
+CLASS_ISSUE_COLUMNS = ("id", "class_index", "class_name", "given", "pred_prob", "class_score")
+#: kinds of the scoring pass's rows besides blocks and statistics
+UNFLAGGED_ROW, CLASS_ISSUE_ROW = 3, 4
+
+
+def scored_schema(id_type: str, with_class_scores: bool) -> str:
+    """The scoring pass's rows: blocks of flagged examples, statistics, and the final rows of
+    the unflagged examples and of class_issues (they cross from Arrow to the JVM once, here,
+    and are written from the scored cache without another Python pass)."""
+    return ("kind byte, block binary, name string, position long, value long, "
+            f"id {id_type}, given_labels array<int>, label_quality_score double, "
+            "is_label_issue boolean, suggested_labels array<int>, num_class_issues int, "
+            + ("class_scores array<double>, " if with_class_scores else "")
+            + "class_index int, class_name string, given boolean, pred_prob double, "
+            "class_score double")
 
 
 def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
-                 vocabulary: Vocabulary, with_class_scores: bool) -> DataFrame:
-    """The scoring pass: a scored block per examples block, and the pass's statistics."""
-    schema = pa.schema([("kind", pa.int8()), ("block", pa.binary()),
-                        ("name", pa.string()), ("position", pa.int64()), ("value", pa.int64())])
+                 vocabulary: Vocabulary, id_type: str, with_class_scores: bool) -> DataFrame:
+    """The scoring pass over every examples block."""
+    ddl = scored_schema(id_type, with_class_scores)
+    schema = to_arrow_schema(_parse_datatype_string(ddl))
+
+    def kind(code: int, n: int) -> pa.Array:
+        return pa.array(np.full(n, code, np.int8))
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         totals: dict[str, np.ndarray] = {}
         for block in bl.blocks_of(batches):
-            scored, stats = scored_block(bl.batch_of(block), plan, cuts, vocabulary,
-                                         block.column(bl.ID), with_class_scores)
-            bl.add_totals(totals, stats)
-            yield pa.RecordBatch.from_arrays(
-                [pa.array([bl.BLOCK], pa.int8()), pa.array([bl.encode(scored)], pa.binary()),
-                 pa.nulls(1, pa.string()), pa.nulls(1, pa.int64()), pa.nulls(1, pa.int64())],
-                schema=schema)
+            scored = scored_block(bl.batch_of(block), plan, cuts, vocabulary,
+                                  block.column(bl.ID), with_class_scores)
+            bl.add_totals(totals, scored.statistics)
+            if scored.flagged.num_rows:
+                yield bl.rows_of_kind(schema, 1, kind=kind(bl.BLOCK, 1),
+                                      block=pa.array([bl.encode(scored.flagged)], pa.binary()))
+            for code, rows in ((UNFLAGGED_ROW, scored.unflagged),
+                               (CLASS_ISSUE_ROW, scored.class_issues)):
+                if rows.num_rows:
+                    yield bl.rows_of_kind(schema, rows.num_rows, kind=kind(code, rows.num_rows),
+                                          **dict(zip(rows.schema.names, rows.columns)))
         names, positions, values = bl.statistic_rows(totals)
         if names:
-            yield pa.RecordBatch.from_arrays(
-                [pa.array(np.full(len(names), bl.STATISTIC, np.int8)),
-                 pa.nulls(len(names), pa.binary()),
-                 pa.array(names, pa.string()), pa.array(positions, pa.int64()),
-                 pa.array(values, pa.int64())], schema=schema)
+            yield bl.rows_of_kind(schema, len(names), kind=kind(bl.STATISTIC, len(names)),
+                                  name=pa.array(names, pa.string()),
+                                  position=pa.array(positions, pa.int64()),
+                                  value=pa.array(values, pa.int64()))
 
-    return blocks.mapInArrow(score, PASS_SCHEMA)
-
-
-CLASS_ISSUE_COLUMNS = ("issue_classes", "issue_given", "issue_pred_probs", "issue_class_scores")
-
-
-def class_issue_rows(scored_blocks: DataFrame, class_names: tuple[str, ...], id_type: str
-                     ) -> DataFrame:
-    """One row per flagged (example, class) pair, from the scored blocks."""
-    schema = (f"id {id_type}, class_index int, class_name string, given boolean, "
-              "pred_prob double, class_score double")
-    names = pa.array(class_names, pa.string())
-
-    def explode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for block in bl.blocks_of(batches):
-            classes = block.column("issue_classes")
-            if len(classes.values) == 0:
-                continue
-            rows = pc.list_parent_indices(classes)
-            index = classes.values
-            yield pa.RecordBatch.from_arrays(
-                [block.column(bl.ID).take(rows), index, names.take(index),
-                 block.column("issue_given").values, block.column("issue_pred_probs").values,
-                 block.column("issue_class_scores").values],
-                names=["id", "class_index", "class_name", "given", "pred_prob",
-                       "class_score"])
-
-    return scored_blocks.mapInArrow(explode, schema)
+    return blocks.mapInArrow(score, ddl)
 
 
 EXAMPLE_COLUMNS = ("id", "given_labels", "label_quality_score", "is_label_issue", "issue_rank",
                    "suggested_labels", "num_class_issues", "explanation")
 
 
-def example_rows(scored_blocks: DataFrame, rank_counts: np.ndarray, id_type: str,
+def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: str,
                  with_class_scores: bool) -> DataFrame:
-    """The examples table: the unflagged rows straight from their scored blocks, the flagged
+    """The examples table: the unflagged rows from the scored cache as they are, the flagged
     ones ranked by range (labelqa.spark.ranking); one write job."""
     columns = list(EXAMPLE_COLUMNS) + (["class_scores"] if with_class_scores else [])
     schema = (f"id {id_type}, given_labels array<int>, label_quality_score double, "
@@ -222,28 +232,8 @@ def example_rows(scored_blocks: DataFrame, rank_counts: np.ndarray, id_type: str
         schema += ", class_scores array<double>"
     ranges = RankRanges.of(rank_counts)
 
-    def rows_of(block: pa.RecordBatch, chosen: np.ndarray, rank: np.ndarray | None
-                ) -> pa.RecordBatch:
-        picked = block.take(pa.array(chosen))
-        ranks = (pa.nulls(len(chosen), pa.int32()) if rank is None
-                 else pa.array(rank, pa.int32()))
-        return pa.RecordBatch.from_arrays(
-            [ranks if c == "issue_rank" else picked.column(c) for c in columns], names=columns)
-
-    def unflagged(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for block in bl.blocks_of(batches):
-            issue = block.column("is_label_issue").to_numpy(zero_copy_only=False)
-            chosen = np.flatnonzero(~issue)
-            if len(chosen):
-                yield rows_of(block, chosen, None)
-
     def by_range(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for block in bl.blocks_of(batches):
-            issue = block.column("is_label_issue").to_numpy(zero_copy_only=False)
-            chosen = np.flatnonzero(issue)
-            if not len(chosen):
-                continue
-            flagged = block.take(pa.array(chosen))
+        for flagged in bl.blocks_of(batches):
             of_row = ranges.ranges(flagged.column("label_quality_score").to_numpy())
             for number in np.unique(of_row):
                 part = flagged.take(pa.array(np.flatnonzero(of_row == number)))
@@ -258,15 +248,21 @@ def example_rows(scored_blocks: DataFrame, rank_counts: np.ndarray, id_type: str
                                      record_batch.column("block")):
                 members.setdefault(number, []).append(bl.decode(value.as_buffer()))
         for number in sorted(members):
-            table = pa.Table.from_batches(members.pop(number)).combine_chunks()
-            block = table.to_batches()[0]
+            block = pa.Table.from_batches(members.pop(number)).combine_chunks().to_batches()[0]
             rank = ranks_within(block.column("label_quality_score").to_numpy(),
                                 bl.ids_of(block.column(bl.ID)), int(ranges.offsets[number]))
-            yield rows_of(block, np.arange(block.num_rows), rank)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(rank, pa.int32()) if c == "issue_rank" else block.column(c)
+                 for c in columns], names=columns)
 
-    flagged_rows = (scored_blocks.mapInArrow(by_range, "range int, block binary")
+    blocks = scored.filter(F.col("kind") == bl.BLOCK).select("block")
+    flagged_rows = (blocks.mapInArrow(by_range, "range int, block binary")
                     .repartition(ranges.count, "range").mapInArrow(ranked, schema))
-    return scored_blocks.mapInArrow(unflagged, schema).unionByName(flagged_rows)
+    unflagged = scored.filter(F.col("kind") == UNFLAGGED_ROW).select(
+        *[F.lit(None).cast("int").alias(c) if c == "issue_rank"
+          else F.lit(None).cast(EXPLANATION_DDL).alias(c) if c == "explanation"
+          else F.col(c) for c in columns])
+    return unflagged.unionByName(flagged_rows)
 
 
 def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,

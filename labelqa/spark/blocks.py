@@ -104,3 +104,10 @@ def statistic_rows(totals: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray
 def add_totals(totals: dict[str, np.ndarray], more: dict[str, np.ndarray]) -> None:
     for name, array in more.items():
         totals[name] = totals[name] + array if name in totals else np.array(array, np.int64)
+
+
+def rows_of_kind(schema: pa.Schema, num_rows: int, **columns: pa.Array) -> pa.RecordBatch:
+    """Rows of a pass's union schema: the given columns, nulls in all others."""
+    arrays = [columns[f.name].cast(f.type) if f.name in columns else pa.nulls(num_rows, f.type)
+              for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

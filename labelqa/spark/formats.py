@@ -36,6 +36,7 @@ class CheckedRows:
     one_row_per_id: bool
     raw_columns: tuple[str, ...]
     probs_column: str = "_probs"  # the probability vector (one-row-per-id predictions)
+    labels_column: str = "_classes"  # the tag list (one-row-per-id labels), or the tag
 
 
 def _field(df: DataFrame, table: str, name: str) -> T.DataType:
@@ -106,10 +107,10 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
             (F.size(bad) > 0, "bad_label_index",
              F.concat(F.lit("class index "), _fmt(bad[0]), F.lit(f" is outside 0..{k - 1}")),
              inp.labels_column))
-        classes = F.array_sort(F.array_distinct(tags.cast("array<int>")))
-        payload = [ident, F.lit(None).cast("int").alias("_unit"), classes.alias("_classes"),
-                   (F.size(tags) - F.size(F.array_distinct(tags))).alias("_repeated")]
-        return _finish(df, "labels", True, payload, problem, inp.id_column)
+        # the raw column is the tag list: the intake collapses repeated tags (and counts them)
+        payload = [ident, F.lit(None).cast("int").alias("_unit")]
+        checked = _finish(df, "labels", True, payload, problem, inp.id_column)
+        return dataclasses.replace(checked, labels_column=RAW_PREFIX + inp.labels_column)
     if inp.labels_format == "long":
         tag_type = _require(df, "labels", inp.tag_column, (T.StringType, T.IntegralType),
                             "a class name (string) or index (int)")
@@ -129,9 +130,9 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
                 ((tag < 0) | (tag >= k), "bad_label_index",
                  F.concat(F.lit("class index "), _fmt(tag), F.lit(f" is outside 0..{k - 1}")),
                  inp.tag_column))
-        payload = [ident, unit.cast("int").alias("_unit"),
-                   F.array(unit.cast("int")).alias("_classes"), F.lit(0).alias("_repeated")]
-        return _finish(df, "labels", False, payload, problem, inp.id_column)
+        payload = [ident, unit.cast("int").alias("_unit")]
+        checked = _finish(df, "labels", False, payload, problem, inp.id_column)
+        return dataclasses.replace(checked, labels_column="_unit")
     # onehot: one 0/1 or boolean column per class
     cells, checks = [], []
     for index, name in enumerate(names):
@@ -143,8 +144,7 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
                        F.concat(F.lit(f"column '{name}' is "), _fmt(column(name)),
                                 F.lit(" (must be 0/1 or true/false)")), name))
     classes = F.filter(F.array(*cells), lambda x: x.isNotNull())
-    payload = [ident, F.lit(None).cast("int").alias("_unit"), classes.alias("_classes"),
-               F.lit(0).alias("_repeated")]
+    payload = [ident, F.lit(None).cast("int").alias("_unit"), classes.alias("_classes")]
     return _finish(df, "labels", True, payload, _problem(*checks), inp.id_column)
 
 

@@ -33,9 +33,9 @@ from labelqa.spark.intake import (
     RAW,
     as_array,
     intake_blocks,
+    located,
     statistics,
     tagged_rows,
-    vector_field,
 )
 from labelqa.spark.vocabulary import resolve
 
@@ -176,8 +176,10 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
         predictions_one_row_per_id=checked_predictions.one_row_per_id,
         expected_prediction_rows=k if inp.predictions_format == "long" else None,
         empty_when_unlabeled=empty_when_unlabeled)
-    intake = cached(intake_blocks(tagged, decision, k, vector_field(checked_predictions),
-                                  _partitions(spark, labels_in, predictions_in, k, single)))
+    intake = cached(intake_blocks(
+        tagged, decision, k, located(checked_predictions, checked_predictions.probs_column),
+        located(checked_labels, checked_labels.labels_column),
+        _partitions(spark, labels_in, predictions_in, k, single)))
     try:
         found = statistics(intake)
         label_counts, prediction_counts, num_rows = _counts(found, (labels_in, predictions_in))

@@ -37,7 +37,7 @@ def tagged_rows(checked: CheckedRows, source: int) -> DataFrame:
     """
     rows = checked.rows
     raw = [column(RAW_PREFIX + c) for c in checked.raw_columns]
-    payload = [c for c in ("_classes", "_repeated", "_probs", "_prob") if c in rows.columns]
+    payload = [c for c in ("_classes", "_probs", "_prob") if c in rows.columns]
     return rows.select(
         F.lit(source).cast("byte").alias("_source"), bl.ID, "_unit", *payload,
         F.xxhash64(*raw).alias("_fingerprint"), "_reason", "_detail", "_column",
@@ -56,17 +56,18 @@ def intake_schema(tagged: DataFrame) -> T.StructType:
     return T.StructType(fields)
 
 
-def vector_field(predictions: CheckedRows) -> tuple[str, str | None]:
-    """Where a one-row-per-id prediction's vector is: (column, struct field or None)."""
-    if predictions.probs_column.startswith(RAW_PREFIX):
-        return RAW[rules.PREDICTIONS], predictions.probs_column[len(RAW_PREFIX):]
-    return predictions.probs_column, None
+def located(checked: CheckedRows, name: str) -> tuple[str, str | None]:
+    """Where a checked column is in the tagged rows: (column, field of the raw struct)."""
+    if name.startswith(RAW_PREFIX):
+        source = rules.LABELS if checked.source == "labels" else rules.PREDICTIONS
+        return RAW[source], name[len(RAW_PREFIX):]
+    return name, None
 
 
-def _rows(schema: pa.Schema, num_rows: int, **columns: pa.Array) -> pa.RecordBatch:
-    arrays = [columns[f.name] if f.name in columns else pa.nulls(num_rows, f.type)
-              for f in schema]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+def _column(batch: pa.RecordBatch, where: tuple[str, str | None]) -> pa.Array:
+    name, field = where
+    values = batch.column(name)
+    return values if field is None else pc.struct_field(values, field)
 
 
 def _objects(array: pa.Array) -> np.ndarray:
@@ -76,7 +77,8 @@ def _objects(array: pa.Array) -> np.ndarray:
 
 
 def intake_partition(decision: rules.IntakeRules, num_classes: int,
-                     vector: tuple[str, str | None], output: pa.Schema
+                     vector: tuple[str, str | None], tags: tuple[str, str | None],
+                     output: pa.Schema
                      ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The function of the intake's Arrow pass over one id-sorted partition."""
     labels_one_row = decision.labels_one_row_per_id
@@ -87,17 +89,13 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
         if not predictions_one_row:  # long: the K class rows of each example, in class order
             values = batch.column("_prob").take(pa.array(ok_rows))
             return values.to_numpy(zero_copy_only=False).reshape(-1, num_classes)
-        name, field = vector
-        lists = batch.column(name)
-        if field is not None:
-            lists = pc.struct_field(lists, field)
-        chosen = lists.take(pa.array(lead))
+        chosen = _column(batch, vector).take(pa.array(lead))
         return chosen.flatten().to_numpy(zero_copy_only=False).reshape(-1, num_classes)
 
     def label_lists(batch: pa.RecordBatch, states: rules.RowStates, label_rows: np.ndarray,
                     lead: np.ndarray) -> pa.Array:
         if labels_one_row:  # one accepted label row per example, in the examples' order
-            return batch.column("_classes").take(pa.array(label_rows))
+            return _column(batch, tags).take(pa.array(label_rows))
         # every accepted tag row belongs to an audited example: offsets by id run
         units = batch.column("_unit").take(pa.array(label_rows)).cast(pa.int32())
         offsets = np.append(np.searchsorted(states.id_index[label_rows], states.id_index[lead]),
@@ -132,8 +130,6 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
         for src, why in zip(source[quarantined], states.reason[quarantined]):
             counts[(int(src), rules.QUARANTINED, why)] += 1
         label_ok = (states.status == rules.OK) & (source == rules.LABELS)
-        repeated = batch.column("_repeated").to_numpy(zero_copy_only=False)
-        counts[("repeated", 0, "")] += int(np.nansum(repeated[label_ok]))
         lead = np.flatnonzero(states.lead)
         if len(lead):
             prediction_ok = np.flatnonzero((states.status == rules.OK)
@@ -142,13 +138,17 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
             block = bl.examples_block(ids.take(pa.array(lead)),
                                       label_lists(batch, states, label_rows, lead),
                                       probabilities(batch, lead, prediction_ok))
-            bl.add_totals(totals, threshold_partials(bl.batch_of(block)))
+            batch_stats = bl.batch_of(block)
+            bl.add_totals(totals, threshold_partials(batch_stats))
+            # a tag repeated in one row counts once (multi_hot collapses it): count them
+            counts[("repeated", 0, "")] += (len(block.column(bl.LABELS).values)
+                                             - int(batch_stats.given.sum()))
             counts[("examples", 0, "")] += len(lead)
-            yield _rows(output, 1, kind=pa.array([bl.BLOCK], pa.int8()),
+            yield bl.rows_of_kind(output, 1, kind=pa.array([bl.BLOCK], pa.int8()),
                         block=pa.array([bl.encode(block)], pa.binary()))
         if len(quarantined):
             take = pa.array(quarantined)
-            yield _rows(output, len(quarantined),
+            yield bl.rows_of_kind(output, len(quarantined),
                         kind=pa.array(np.full(len(quarantined), bl.QUARANTINED_ROW, np.int8)),
                         source=pa.array(source[quarantined], pa.int8()),
                         id=ids.take(take).cast(pa.string()),
@@ -187,7 +187,7 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
             positions = np.append(positions, 0)
             values = np.append(values, count)
         if names:
-            yield _rows(output, len(names),
+            yield bl.rows_of_kind(output, len(names),
                         kind=pa.array(np.full(len(names), bl.STATISTIC, np.int8)),
                         name=pa.array(names, pa.string()),
                         position=pa.array(positions, pa.int64()),
@@ -197,14 +197,16 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
 
 
 def intake_blocks(tagged: DataFrame, decision: rules.IntakeRules, num_classes: int,
-                  vector: tuple[str, str | None], num_partitions: int) -> DataFrame:
+                  vector: tuple[str, str | None], tags: tuple[str, str | None],
+                  num_partitions: int) -> DataFrame:
     """The intake's output: blocks of audited examples, quarantined rows, statistics."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     schema = intake_schema(tagged)
     rows = tagged.repartition(num_partitions, bl.ID).sortWithinPartitions(*EXCHANGE_ORDER)
     arrow_schema = to_arrow_schema(schema)
-    return rows.mapInArrow(intake_partition(decision, num_classes, vector, arrow_schema), schema)
+    return rows.mapInArrow(intake_partition(decision, num_classes, vector, tags, arrow_schema),
+                           schema)
 
 
 def statistics(df: DataFrame) -> dict[str, dict[int, int]]:
