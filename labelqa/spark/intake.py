@@ -26,6 +26,8 @@ from labelqa.spark.formats import RAW_PREFIX, CheckedRows
 from labelqa.spark.names import column
 
 EXCHANGE_ORDER = (bl.ID, "_source", "_unit", "_fingerprint")
+PROBLEM_PARTS = ("_reason", "_detail", "_column")
+PROBLEM_SEPARATOR = "\x1f"
 RAW = ("_raw_labels", "_raw_predictions")
 
 
@@ -37,12 +39,23 @@ def tagged_rows(checked: CheckedRows, source: int) -> DataFrame:
     """
     rows = checked.rows
     raw = [column(RAW_PREFIX + c) for c in checked.raw_columns]
+    # every column costs per row in the exchange, the sort and the Arrow conversion (measured
+    # at 1M x 40: the label side's narrow rows converted as slowly as the wide prediction
+    # rows): a one-row-per-id table has no class column, the rule broken is one string
+    unit = [] if checked.one_row_per_id else ["_unit"]
     payload = [c for c in ("_classes", "_probs", "_prob") if c in rows.columns]
+    problem = F.when(F.col("_reason").isNotNull(), F.concat_ws(
+        PROBLEM_SEPARATOR, *[F.coalesce(F.col(c), F.lit("")) for c in PROBLEM_PARTS]))
     return rows.select(
-        F.lit(source).cast("byte").alias("_source"), bl.ID, "_unit", *payload,
-        F.xxhash64(*raw).alias("_fingerprint"), "_reason", "_detail", "_column",
+        F.lit(source).cast("byte").alias("_source"), bl.ID, *unit, *payload,
+        F.xxhash64(*raw).alias("_fingerprint"), problem.alias("_problem"),
         F.struct(*[column(RAW_PREFIX + c).alias(c) for c in checked.raw_columns])
         .alias(RAW[source]))
+
+
+def exchange_order(tagged: DataFrame) -> tuple[str, ...]:
+    """Both tables' rows of an id together: labels first, by class, then by content."""
+    return tuple(c for c in EXCHANGE_ORDER if c in tagged.columns)
 
 
 def intake_schema(tagged: DataFrame) -> T.StructType:
@@ -70,10 +83,16 @@ def _column(batch: pa.RecordBatch, where: tuple[str, str | None]) -> pa.Array:
     return values if field is None else pc.struct_field(values, field)
 
 
-def _objects(array: pa.Array) -> np.ndarray:
+def _problems(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reason, detail, column) of each row's broken rule (None: none)."""
+    parts = [np.full(len(array), None, dtype=object) for _ in PROBLEM_PARTS]
     if array.null_count == len(array):
-        return np.full(len(array), None, dtype=object)
-    return array.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        return parts[0], parts[1], parts[2]
+    found = np.flatnonzero(array.is_valid().to_numpy(zero_copy_only=False))
+    for row, text in zip(found, array.take(pa.array(found)).to_pylist()):
+        for part, value in zip(parts, text.split(PROBLEM_SEPARATOR, 2)):
+            part[row] = value or None
+    return parts[0], parts[1], parts[2]
 
 
 def intake_partition(decision: rules.IntakeRules, num_classes: int,
@@ -111,14 +130,14 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
             same_id[1:] = pc.equal(ids.slice(1), ids.slice(0, n - 1)).fill_null(False) \
                 .to_numpy(zero_copy_only=False)
         source = batch.column("_source").to_numpy(zero_copy_only=False).astype(np.int8)
+        unit = (batch.column("_unit").fill_null(-1).to_numpy(zero_copy_only=False)
+                .astype(np.int64) if "_unit" in batch.schema.names
+                else np.full(n, -1, dtype=np.int64))
+        reason, detail, column = _problems(batch.column("_problem"))
         rows = rules.SortedRows(
-            same_id=same_id, id_null=id_null, source=source,
-            unit=batch.column("_unit").fill_null(-1).to_numpy(zero_copy_only=False)
-            .astype(np.int64),
+            same_id=same_id, id_null=id_null, source=source, unit=unit,
             fingerprint=batch.column("_fingerprint").to_numpy(zero_copy_only=False),
-            reason=_objects(batch.column("_reason")),
-            detail=_objects(batch.column("_detail")),
-            column=_objects(batch.column("_column")))
+            reason=reason, detail=detail, column=column)
         states = rules.decide(rows, decision)
         for src in (rules.LABELS, rules.PREDICTIONS):
             of_source = source == src
@@ -203,7 +222,8 @@ def intake_blocks(tagged: DataFrame, decision: rules.IntakeRules, num_classes: i
     from pyspark.sql.pandas.types import to_arrow_schema
 
     schema = intake_schema(tagged)
-    rows = tagged.repartition(num_partitions, bl.ID).sortWithinPartitions(*EXCHANGE_ORDER)
+    rows = tagged.repartition(num_partitions, bl.ID).sortWithinPartitions(
+        *exchange_order(tagged))
     arrow_schema = to_arrow_schema(schema)
     return rows.mapInArrow(intake_partition(decision, num_classes, vector, tags, arrow_schema),
                            schema)
