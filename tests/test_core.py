@@ -118,3 +118,35 @@ def test_round_preserving_sum_keeps_the_total():
     np.testing.assert_array_equal(round_preserving_sum(np.array([0.5, 1.5, 2.5, 0.5])),
                                   [0.0, 2.0, 2.0, 1.0])
     assert round_preserving_sum(np.array([2.4, 2.4, 2.2])).sum() == 7
+
+
+def test_side_limb_sums_are_exact_for_float32_with_the_slack_values():
+    from fractions import Fraction
+
+    from labelqa.core.thresholds import exact_total, side_limb_sums
+    rng = np.random.default_rng(4)
+    values = rng.random((5000, 2)).astype(np.float32)
+    values[:3] = np.array([[-5e-7, 1.0000005], [2.0**-37, 1.0], [0.0, 1e-7]], np.float32)
+    side = rng.random((5000, 2)) < 0.3
+    on_side, off_side = side_limb_sums(values, side)
+    for limbs, chosen in ((on_side, side), (off_side, ~side)):
+        expected = [sum((Fraction(float(v)) for v in values[chosen[:, k], k]), Fraction(0))
+                    for k in range(2)]
+        assert exact_total(limbs) == expected
+
+
+def test_issue_ranks_by_range_equal_one_global_sort_by_score_then_id():
+    from labelqa.spark.ranking import RankRanges, rank_bins, ranks_within
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.random(20_000) ** 3, 3)  # many ties
+    ids = rng.permutation(20_000).astype(np.int64)
+    ranges = RankRanges.of(np.bincount(rank_bins(scores), minlength=4096), rows_per_range=900)
+    assert ranges.count > 10
+    of_row = ranges.ranges(scores)
+    ranks = np.zeros(len(scores), dtype=np.int64)
+    for number in range(ranges.count):
+        members = np.flatnonzero(of_row == number)
+        ranks[members] = ranks_within(scores[members], ids[members], ranges.offsets[number])
+    expected = np.empty(len(scores), dtype=np.int64)
+    expected[np.lexsort((ids, scores))] = np.arange(1, len(scores) + 1)
+    np.testing.assert_array_equal(ranks, expected)

@@ -137,3 +137,10 @@ def test_score_only_flags_under_low_filters(spark, tmp_path, filter_by):
         r"label quality score 0\.\d{4} is among the lowest; no single tag is flagged").all()
     assert texts[~no_tags].str.startswith("likely ").all()
     assert examples.loc[~examples["is_label_issue"], "explanation"].isna().all()
+
+
+def test_numbers_are_written_as_javas_fixed_point_half_up():
+    from labelqa.spark.explanation import fixed
+    values = [0.0625, 0.1235, 0.9995, 0.97, 0.0, 1.0, 0.123, 0.03125, 0.00049999999999999]
+    assert fixed(np.array(values), 3).to_pylist() == [_java_fixed(v, 3) for v in values]
+    assert fixed(np.array([0.03125, 0.00005]), 4).to_pylist() == ["0.0313", "0.0001"]
