@@ -168,9 +168,15 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     tagged = tagged_rows(checked_labels, rules.LABELS).unionByName(
         tagged_rows(checked_predictions, rules.PREDICTIONS), allowMissingColumns=True)
     spark = labels.sparkSession
-    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    if batch_key not in config.spark.conf:
-        spark.conf.set(batch_key, str(records_per_batch(k)))
+    # rows per Arrow batch and per Parquet reader batch from K: the reader's default 4096 rows
+    # of 4000 float32 probabilities asked for one 64 MB buffer and ran out of a 2 GB heap
+    # (250k x 4000, README: Benchmarks)
+    for batch_key, rows in (("spark.sql.execution.arrow.maxRecordsPerBatch",
+                             records_per_batch(k)),
+                            ("spark.sql.parquet.columnarReaderBatchSize",
+                             min(4096, records_per_batch(k)))):
+        if batch_key not in config.spark.conf:
+            spark.conf.set(batch_key, str(rows))
     decision = rules.IntakeRules(
         labels_one_row_per_id=checked_labels.one_row_per_id,
         predictions_one_row_per_id=checked_predictions.one_row_per_id,
