@@ -36,15 +36,11 @@ class RankRanges:
 
     @staticmethod
     def of(counts: np.ndarray, rows_per_range: int = RANGE_ROWS) -> RankRanges:
-        through = np.cumsum(counts)
-        range_of_bin = (np.concatenate([[0], through[:-1]]) // rows_per_range).astype(np.int64)
-        # renumber the ranges that hold rows 0, 1, 2, ...
-        _, range_of_bin = np.unique(range_of_bin, return_inverse=True)
-        offsets = np.zeros(range_of_bin.max() + 1, dtype=np.int64)
-        before = np.concatenate([[0], through[:-1]])
-        starts = np.flatnonzero(np.diff(np.concatenate([[-1], range_of_bin])) > 0)
-        offsets[range_of_bin[starts]] = before[starts]
-        return RankRanges(range_of_bin, offsets)
+        before = np.concatenate([[0], np.cumsum(counts)[:-1]])  # flagged rows in lower bins
+        # a range per block of rows_per_range, numbered 0, 1, 2, ... over the ranges present
+        _, range_of_bin = np.unique(before // rows_per_range, return_inverse=True)
+        starts = np.flatnonzero(np.diff(range_of_bin, prepend=-1) > 0)
+        return RankRanges(range_of_bin, before[starts])
 
     def ranges(self, scores: np.ndarray) -> np.ndarray:
         return self.range_of_bin[rank_bins(scores)]
