@@ -91,9 +91,17 @@ def selection_pairs(batch: Batch, kind: str, enabled: np.ndarray) -> Pairs:
 
 
 def low_class_pairs(batch: Batch, method: str, enabled: np.ndarray) -> Pairs:
-    """All pairs of the enabled classes, keyed by cleanlab's binary score for low_* filters."""
+    """The pairs of the enabled classes that can be among the lowest by cleanlab's binary
+    score for low_* filters, keyed by that score.
+
+    A class's quota is its number of confident-learning flags, and each of those pairs has the
+    model disagree with the annotation, so its key (the given side's probability, or the
+    margin over the other side) is below 0.5. At least `quota` pairs have keys below 0.5;
+    pairs above it can never be selected, so only keys <= 0.5 are eligible (measured at
+    1M x 40: 2.4 M eligible pairs instead of 40 M).
+    """
     keys = class_scores(batch, method, False, None)
-    eligible = np.broadcast_to(enabled[None, :], keys.shape)
+    eligible = (keys <= 0.5) & enabled[None, :]
     rows, classes = np.nonzero(eligible)
     return Pairs(rows, classes, classes.astype(np.int64), keys[rows, classes] + 0.0)
 
@@ -123,15 +131,19 @@ class Cut:
 
 
 def exact_cut(pairs: Pairs, ids: np.ndarray, quotas: np.ndarray) -> Cut:
-    """In-memory reference of the selection: the quota-th smallest `(key, id)` per group."""
-    cut = Cut.everything(len(quotas), ids.dtype)
+    """In-memory reference of the selection: the quota-th smallest `(key, id)` per group, for
+    every group at once (one sort of the eligible pairs by group, key and id)."""
+    num_groups_ = len(quotas)
+    quotas = np.asarray(quotas, dtype=np.int64)
+    cut = Cut.everything(num_groups_, ids.dtype)
     keys, cut_ids = cut.keys.copy(), cut.ids.copy()
-    for group, quota in enumerate(quotas):
-        members = np.flatnonzero(pairs.groups == group)
-        if quota <= 0:
-            keys[group] = -np.inf
-        elif quota < len(members):
-            order = np.lexsort((ids[pairs.rows[members]], pairs.keys[members]))
-            last = members[order[quota - 1]]
-            keys[group], cut_ids[group] = pairs.keys[last], ids[pairs.rows[last]]
+    counts = np.bincount(pairs.groups, minlength=num_groups_)
+    keys[quotas <= 0] = -np.inf
+    partial = np.flatnonzero((quotas > 0) & (quotas < counts))
+    if len(partial):
+        order = np.lexsort((ids[pairs.rows], pairs.keys, pairs.groups))
+        starts = np.cumsum(counts) - counts
+        last = order[starts[partial] + quotas[partial] - 1]
+        keys[partial] = pairs.keys[last]
+        cut_ids[partial] = ids[pairs.rows[last]]
     return Cut(keys, cut_ids)

@@ -150,12 +150,16 @@ def selection_layout(num_rows: int, num_given: np.ndarray, issues: IssuesConfig
 
 
 def plan_from(num_rows: int, thresholds: ConfidentThresholds, num_given: np.ndarray,
-              totals: dict[str, np.ndarray], scoring: ScoringConfig, issues: IssuesConfig
-              ) -> AuditPlan:
+              totals: dict[str, np.ndarray], scoring: ScoringConfig, issues: IssuesConfig,
+              calibrated_joint: np.ndarray | None = None) -> AuditPlan:
+    """The decisions of one audit. `calibrated_joint` (K, 2, 2), when given, replaces the
+    joint estimated from the rows, as cleanlab's `confident_joint` argument does (the prune
+    filters' quotas come from it; confident_learning and the low_* filters ignore it)."""
     num_not = num_rows - num_given
     notes = tuple(class_notes(num_given, num_rows, issues.filter_by))
     judged = np.array([note is None for note in notes])
-    calibrated = calibrate(totals["raw_joint"], num_not, num_given)
+    calibrated = (calibrate(totals["raw_joint"], num_not, num_given) if calibrated_joint is None
+                  else np.asarray(calibrated_joint, dtype=np.int64))
     quotas = prune_quotas(calibrated, num_not, num_given, issues.min_examples_per_class,
                           issues.frac_noise, issues.num_to_remove_per_class)
     selections = _selections(issues, judged, quotas.side_enabled, quotas.noise_rate,

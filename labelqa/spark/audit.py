@@ -24,6 +24,7 @@ from labelqa.core.plan import (
     selection_layout,
     thresholds_from,
 )
+from labelqa.core.summaries import ClassQuality, health_score
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
 from labelqa.spark.explanation import EXPLANATION_DDL, Vocabulary, explanations
@@ -58,7 +59,7 @@ class AuditTables:
 
     @property
     def overall_health_score(self) -> float:
-        return 1.0 - self.num_label_issues / self.plan.num_rows
+        return health_score(self.num_label_issues, self.plan.num_rows)
 
     def release(self) -> None:
         for df in self.persisted:
@@ -270,7 +271,7 @@ def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
     """One row per class: counts, thresholds, calibrated joint, noise (K rows, built on the
     driver from K-sized aggregates)."""
     joint = plan.calibrated_joint
-    noise = label_issues / plan.num_rows
+    quality = ClassQuality(label_issues, inverse, plan.num_rows)
     table = pd.DataFrame({
         "class_index": np.arange(plan.num_classes, dtype=np.int32),
         "class_name": list(class_names),
@@ -280,8 +281,8 @@ def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
         "cj_given_given": joint[:, 1, 1], "cj_given_not": joint[:, 1, 0],
         "cj_not_given": joint[:, 0, 1], "cj_not_not": joint[:, 0, 0],
         "label_issues": label_issues, "inverse_label_issues": inverse,
-        "label_noise": noise, "inverse_label_noise": inverse / plan.num_rows,
-        "label_quality_score": 1.0 - noise,
+        "label_noise": quality.label_noise, "inverse_label_noise": quality.inverse_label_noise,
+        "label_quality_score": quality.label_quality_score,
         "note": list(plan.notes),
     })
     schema = ("class_index int, class_name string, num_given long, threshold_given double, "
