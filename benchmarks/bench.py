@@ -12,7 +12,14 @@ spills) and the size of its outputs, and the ratios:
 * labelqa: `python -m labelqa audit` (local Spark, all tables written, start-up included);
 * cleanlab: read, align by id, `find_label_issues` + `get_label_quality_scores`;
 * NumPy floor: read, align by id, per-class thresholds, EMA scores - the least any
-  implementation must do.
+  implementation must do;
+* notebook: `labelqa.multilabel_classification` (no Spark): read the Parquet inputs into one
+  (N, K) matrix aligned by id, then the five results a cleanlab user asks for -
+  `find_label_issues` (mask, and ranked by self-confidence), `get_label_quality_scores`,
+  `find_multilabel_issues_per_class` and `multilabel_health_summary` (health score, class
+  ranking, common issues);
+* cleanlab-api: the same five calls with cleanlab (label lists built from the matrix, as
+  cleanlab takes them).
 
 Each run's whole output is kept in `<work>/logs/<data>-<program>-<run>.log`; a failed run
 prints its exit code, that log's path and its first error line.
@@ -110,6 +117,61 @@ FLOOR = READ_AND_ALIGN + textwrap.dedent("""
 """)
 
 
+NOTEBOOK_READ = textwrap.dedent("""
+    import sys, numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.dataset as ds
+    folder = sys.argv[1]
+    # rows in id order; both tables batch by batch straight into the matrices (no table and
+    # no second copy of the probabilities held at once)
+    sorted_ids = np.sort(ds.dataset(folder + "/labels").to_table(columns=["id"])["id"]
+                         .to_numpy())
+    n = len(sorted_ids)
+    probs = given = None
+    for batch in ds.dataset(folder + "/predictions").to_batches():
+        column = batch.column("pred_probs")
+        if probs is None:
+            k = len(column[0])
+            probs = np.empty((n, k), dtype=column.type.value_type.to_pandas_dtype())
+        rows = np.searchsorted(sorted_ids, batch.column("id").to_numpy())
+        probs[rows] = column.flatten().to_numpy().reshape(-1, k)
+    given = np.zeros((n, k), dtype=bool)
+    for batch in ds.dataset(folder + "/labels").to_batches():
+        lists = batch.column("labels")
+        rows = np.searchsorted(sorted_ids, batch.column("id").to_numpy())
+        given[rows[pc.list_parent_indices(lists).to_numpy()], lists.flatten().to_numpy()] = True
+    del batch, column, lists
+    pa.default_memory_pool().release_unused()
+""")
+
+API_CALLS = textwrap.dedent("""
+    labels = given if PACKAGE == "labelqa" else [list(np.flatnonzero(row)) for row in given]
+    mask = package_filter.find_label_issues(labels, probs)
+    ranked = package_filter.find_label_issues(labels, probs,
+                                              return_indices_ranked_by="self_confidence")
+    scores = package_rank.get_label_quality_scores(labels, probs)
+    per_class = package_filter.find_multilabel_issues_per_class(labels, probs)
+    summary = package_dataset.multilabel_health_summary(labels, probs, verbose=False)
+    print("issues", int(mask.sum()), "pairs", int(per_class.sum()), "first", ranked[:3].tolist(),
+          "score sum", round(float(scores.sum()), 6),
+          "health", summary["overall_multilabel_health_score"])
+""")
+
+NOTEBOOK = NOTEBOOK_READ + textwrap.dedent("""
+    PACKAGE = "labelqa"
+    from labelqa.multilabel_classification import dataset as package_dataset
+    from labelqa.multilabel_classification import filter as package_filter
+    from labelqa.multilabel_classification import rank as package_rank
+""") + API_CALLS
+
+CLEANLAB_API = NOTEBOOK_READ + textwrap.dedent("""
+    import warnings
+    warnings.simplefilter("ignore")
+    PACKAGE = "cleanlab"
+    from cleanlab.multilabel_classification import dataset as package_dataset
+    from cleanlab.multilabel_classification import filter as package_filter
+    from cleanlab.multilabel_classification import rank as package_rank
+""") + API_CALLS
+
+
 def _tree_rss(root: int) -> tuple[int, int]:
     """Resident memory (bytes) of `root` and all its descendants, and of the Java processes
     among them (the Spark driver, which runs the executors too in local mode), from /proc."""
@@ -141,7 +203,8 @@ def _tree_rss(root: int) -> tuple[int, int]:
 
 #: Peak memory per N x K cell, measured at 1M x 40 (bytes): a run that would not fit in the
 #: machine's available memory is skipped with that reason instead of swapping or being killed.
-BYTES_PER_CELL = {"cleanlab": 153, "floor": 44}
+BYTES_PER_CELL = {"cleanlab": 153, "cleanlab-api": 153, "floor": 44}
+PROGRAMS = ("labelqa", "cleanlab", "floor", "notebook", "cleanlab-api")
 
 
 def available_memory() -> int:
@@ -206,7 +269,7 @@ def main() -> int:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["labelqa", "cleanlab", "floor"])
+                        choices=PROGRAMS)
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="labelqa-bench-"))
     data = work / f"n{args.rows}-k{args.classes}"
@@ -225,6 +288,8 @@ def main() -> int:
                     "--set", f"spark.conf.spark.local.dir={work / 'spark-local'}"],
         "cleanlab": [python, "-c", CLEANLAB, str(data)],
         "floor": [python, "-c", FLOOR, str(data)],
+        "notebook": [python, "-c", NOTEBOOK, str(data)],
+        "cleanlab-api": [python, "-c", CLEANLAB_API, str(data)],
     }
     results: dict[str, list[tuple[float, int]]] = {}
     for name, command in commands.items():
@@ -257,11 +322,15 @@ def main() -> int:
                for name, runs in results.items()}
     for name, (wall, peak) in medians.items():
         print(f"  {name:9s} {wall:8.1f} s   peak tree RSS {peak / 2**20:8.0f} MiB")
-    if "labelqa" in medians:
-        for other in ("cleanlab", "floor"):
-            if other in medians:
-                print(f"  labelqa / {other}: {medians['labelqa'][0] / medians[other][0]:.2f}x "
-                      "time")
+    ratios = (("labelqa", "cleanlab"), ("labelqa", "floor"), ("notebook", "cleanlab-api"),
+              ("notebook", "cleanlab"), ("notebook", "floor"))
+    for ours, other in ratios:
+        if ours in medians and other in medians:
+            print(f"  {ours} / {other}: {medians[ours][0] / medians[other][0]:.2f}x time")
+    if "notebook" in medians:
+        matrix_bytes = args.rows * args.classes * 4
+        print(f"  notebook peak / float32 matrix bytes: "
+              f"{medians['notebook'][1] / matrix_bytes:.2f}x")
     return 0
 
 

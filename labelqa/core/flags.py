@@ -130,9 +130,14 @@ class Cut:
         return below
 
 
-def exact_cut(pairs: Pairs, ids: np.ndarray, quotas: np.ndarray) -> Cut:
+def exact_cut(pairs: Pairs, ids: np.ndarray, quotas: np.ndarray,
+              rows_in_id_order: bool = False) -> Cut:
     """In-memory reference of the selection: the quota-th smallest `(key, id)` per group, for
-    every group at once (one sort of the eligible pairs by group, key and id)."""
+    every group at once (one sort of the eligible pairs by group, key and id).
+
+    `rows_in_id_order`: the pairs come in ascending id order already (rows in order, ids
+    ascending with the row), so a stable sort by group and key alone breaks ties by id.
+    """
     num_groups_ = len(quotas)
     quotas = np.asarray(quotas, dtype=np.int64)
     cut = Cut.everything(num_groups_, ids.dtype)
@@ -141,7 +146,8 @@ def exact_cut(pairs: Pairs, ids: np.ndarray, quotas: np.ndarray) -> Cut:
     keys[quotas <= 0] = -np.inf
     partial = np.flatnonzero((quotas > 0) & (quotas < counts))
     if len(partial):
-        order = np.lexsort((ids[pairs.rows], pairs.keys, pairs.groups))
+        order = (np.lexsort((pairs.keys, pairs.groups)) if rows_in_id_order
+                 else np.lexsort((ids[pairs.rows], pairs.keys, pairs.groups)))
         starts = np.cumsum(counts) - counts
         last = order[starts[partial] + quotas[partial] - 1]
         keys[partial] = pairs.keys[last]

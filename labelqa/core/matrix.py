@@ -90,38 +90,51 @@ def matrix_thresholds(rows: MatrixRows) -> tuple[ConfidentThresholds, np.ndarray
     return thresholds_from(partials, rows.num_rows, single), partials["num_given"]
 
 
-def _cuts(rows: MatrixRows, plan: AuditPlan) -> dict[str, fl.Cut]:
-    """Each selection's cut, from the eligible pairs of all chunks in row order."""
-    collected: dict[str, list[fl.Pairs]] = {s.name: [] for s in plan.selections}
+def _cuts(rows: MatrixRows, plan: AuditPlan, rows_in_id_order: bool) -> dict[str, fl.Cut]:
+    """Each selection's cut, from the eligible pairs of all chunks in row order, held as
+    compact columns (int32 rows and groups where they fit, float64 keys: 16 bytes a pair)."""
+    row_type = np.int32 if rows.num_rows < 2**31 else np.int64
+    collected: dict[str, tuple[list, list, list]] = {s.name: ([], [], [])
+                                                     for s in plan.selections}
     for span, batch in rows.batches():
         for selection in plan.selections:
             pairs = selection.pairs(batch)
-            collected[selection.name].append(fl.Pairs(
-                pairs.rows + span.start, pairs.classes, pairs.groups, pairs.keys))
+            row_parts, group_parts, key_parts = collected[selection.name]
+            row_parts.append((pairs.rows + span.start).astype(row_type))
+            group_parts.append(pairs.groups.astype(np.int32))
+            key_parts.append(pairs.keys)
     cuts = {}
     for selection in plan.selections:
-        parts = collected.pop(selection.name)
-        pairs = fl.Pairs(*(np.concatenate([getattr(p, field) for p in parts]) if parts
-                           else np.zeros(0) for field in ("rows", "classes", "groups", "keys")))
-        cuts[selection.name] = fl.exact_cut(
-            fl.Pairs(pairs.rows.astype(np.int64), pairs.classes, pairs.groups.astype(np.int64),
-                     pairs.keys.astype(np.float64)), rows.ids, selection.quotas)
+        row_parts, group_parts, key_parts = collected.pop(selection.name)
+        pair_rows = np.concatenate(row_parts) if row_parts else np.zeros(0, dtype=row_type)
+        row_parts.clear()
+        groups = np.concatenate(group_parts) if group_parts else np.zeros(0, dtype=np.int32)
+        group_parts.clear()
+        keys = np.concatenate(key_parts) if key_parts else np.zeros(0)
+        key_parts.clear()
+        pairs = fl.Pairs(pair_rows, np.zeros(0, dtype=np.int32), groups, keys)
+        cuts[selection.name] = fl.exact_cut(pairs, rows.ids, selection.quotas,
+                                            rows_in_id_order)
+        del pairs, pair_rows, groups, keys
     return cuts
 
 
-def audit_matrix(ids: np.ndarray, given: np.ndarray, probs: np.ndarray,
+def audit_matrix(ids: np.ndarray | None, given: np.ndarray, probs: np.ndarray,
                  scoring: ScoringConfig = ScoringConfig(),
                  issues: IssuesConfig = IssuesConfig(), *,
                  calibrated_joint: np.ndarray | None = None,
                  keep_class_flags: bool = True, keep_class_scores: bool = False,
                  chunk_rows: int | None = None) -> MatrixAudit:
     """The whole audit of N rows: `given` (N, K) bool, `probs` (N, K) float32 or float64,
-    `ids` (N,) the tie-break of every selection (ties go to the smaller id).
+    `ids` (N,) the tie-break of every selection (ties go to the smaller id; None: the row
+    index).
 
     Classes that cannot be judged under the filter are not judged (see `class_notes`); the
     caller decides whether that is an error.
     """
-    rows = MatrixRows(np.asarray(ids), given, probs, chunk_rows)
+    rows_in_id_order = ids is None
+    ids = np.arange(len(probs)) if ids is None else np.asarray(ids)
+    rows = MatrixRows(ids, given, probs, chunk_rows)
     num_rows = rows.num_rows
     thresholds, num_given = matrix_thresholds(rows)
     notes = class_notes(num_given, num_rows, issues.filter_by)
@@ -129,7 +142,7 @@ def audit_matrix(ids: np.ndarray, given: np.ndarray, probs: np.ndarray,
     totals = _summed(joint_partials(batch, thresholds, judged) for _, batch in rows.batches())
     plan = plan_from(num_rows, thresholds, num_given, totals, scoring, issues,
                      calibrated_joint=calibrated_joint)
-    cuts = _cuts(rows, plan)
+    cuts = _cuts(rows, plan, rows_in_id_order)
     num_classes = probs.shape[1]
     is_issue = np.zeros(num_rows, dtype=bool)
     quality = np.zeros(num_rows, dtype=np.float64)

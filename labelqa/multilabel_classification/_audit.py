@@ -124,7 +124,7 @@ def require_multilabel(given: np.ndarray) -> None:
 def run(given: np.ndarray, probs: np.ndarray, issues: IssuesConfig, *,
         scoring: ScoringConfig = ScoringConfig(), calibrated_joint: np.ndarray | None = None,
         keep_class_flags: bool = False, keep_class_scores: bool = False) -> MatrixAudit:
-    return audit_matrix(np.arange(len(given)), given, probs, scoring, issues,
+    return audit_matrix(None, given, probs, scoring, issues,
                         calibrated_joint=calibrated_joint, keep_class_flags=keep_class_flags,
                         keep_class_scores=keep_class_scores)
 
