@@ -439,6 +439,7 @@ PROBS = np.array([[0.2, 0.9, 0.1], [0.7, 0.3, 0.6], [0.1, 0.2, 0.8]])
                                    r"1e-6 slack\): row 0, class 1 is 1.35"),
     ([[0], [1], [2]], PROBS[:, :1].reshape(-1), r"pred_probs: must be 2-D"),
     ([[0], [1], [2]], np.array([["a"] * 3] * 3), r"pred_probs: must be numeric"),
+    ([], np.zeros((0, 3)), r"pred_probs: has no rows"),
 ])
 def test_bad_input_names_the_argument_the_rule_and_the_row(labels, probs, message):
     for function in (filter.find_label_issues, filter.find_multilabel_issues_per_class,
@@ -526,3 +527,25 @@ def test_the_package_loads_without_pyspark():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[False, False]"
+
+
+def test_n_jobs_and_verbose_change_nothing():
+    sample = CASES["float32-string-ids"]
+    labels = sample.label_lists
+    plain = filter.find_label_issues(labels, sample.probs)
+    np.testing.assert_array_equal(
+        filter.find_label_issues(labels, sample.probs, n_jobs=4, verbose=True), plain)
+    np.testing.assert_array_equal(
+        filter.find_multilabel_issues_per_class(labels, sample.probs, n_jobs=1, verbose=True),
+        filter.find_multilabel_issues_per_class(labels, sample.probs))
+
+
+def test_inputs_are_not_modified():
+    sample = CASES["float64-int-ids"]
+    labels = [list(row) for row in sample.label_lists]
+    probs = sample.probs.copy()
+    filter.find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
+    rank.get_label_quality_scores(labels, probs, adjust_pred_probs=True)
+    dataset.multilabel_health_summary(labels, probs, verbose=False)
+    assert labels == sample.label_lists
+    np.testing.assert_array_equal(probs, sample.probs)

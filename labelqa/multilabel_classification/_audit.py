@@ -108,7 +108,8 @@ def require_judgeable(given: np.ndarray, filter_by: str, per_class: bool) -> Non
     notes = class_notes(given.sum(axis=0), len(given), filter_for_notes)
     for k, note in enumerate(notes):
         if note is not None:
-            raise ValueError(f"Labels must contain at least 2 classes: class {k} is {note}")
+            reason = note.removesuffix("; not judged")
+            raise ValueError(f"Labels must contain at least 2 classes: class {k} is {reason}")
 
 
 def require_multilabel(given: np.ndarray) -> None:

@@ -35,6 +35,8 @@ def pred_probs_matrix(pred_probs: Any) -> np.ndarray:
                          f"{probs.shape}")
     if probs.shape[1] < 1:
         raise ValueError("pred_probs: needs at least one column (class)")
+    if probs.shape[0] < 1:
+        raise ValueError("pred_probs: has no rows (examples)")
     _check_values(probs)
     return probs
 
