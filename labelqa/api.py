@@ -15,6 +15,7 @@ from labelqa.config import AuditConfig
 from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
+from labelqa.spark.formats import input_id_type
 from labelqa.spark.history import append_run, compare_with_previous
 from labelqa.spark.inputs import JoinedInput, bad_fraction_error, join_inputs, read_parquet
 from labelqa.spark.output import (
@@ -23,6 +24,7 @@ from labelqa.spark.output import (
     manifest_path,
     partition_dir,
     publish,
+    refuse_other_id_type,
     staging_root,
     write_manifest,
     write_partition,
@@ -158,6 +160,9 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
         with stages.stage("read and check inputs") as info:
             labels = read_parquet(spark, labels_path, "labels")
             predictions = read_parquet(spark, predictions_path, "predictions")
+            refuse_other_id_type(spark, output, run.dataset, run.run_date,
+                                 input_id_type(labels, predictions, config.input),
+                                 config.input.id_column)
             joined = join_inputs(labels, predictions, config)
             info["rows"] = joined.num_rows
             info["note"] = (f"labels {joined.labels.rows} in, {joined.labels.quarantined} "

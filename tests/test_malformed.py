@@ -345,3 +345,64 @@ def test_corrupt_parquet_file_is_an_input_error(spark, tmp_path, capsys):
     assert code == 2
     assert "labelqa: error: labels: unreadable input file" in err
     assert "Traceback" not in err
+
+
+def _snapshot(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("first_has_string_ids", [False, True],
+                         ids=["int64 ids then string ids", "string ids then int64 ids"])
+def test_a_dataset_with_the_other_id_type_is_refused_before_anything_is_written(
+        spark, tmp_path, capsys, first_has_string_ids):
+    """One output directory, one id type: the second dataset's run stops (exit 2) before it
+    writes a file, and the first dataset stays readable by register and report."""
+    from labelqa.spark.catalog import register_tables
+
+    out = tmp_path / "out"
+    for name, string_ids in (("first", first_has_string_ids),
+                             ("second", not first_has_string_ids)):
+        sample = generate(200, 4, 43, string_ids=string_ids)
+        pq.write_table(label_table(sample), str(tmp_path / f"{name}_labels.parquet"))
+        pq.write_table(prediction_table(sample), str(tmp_path / f"{name}_predictions.parquet"))
+    argv = ["audit", "--output", str(out), "--run-date", "2026-11-02", *FAST]
+
+    def audit(name: str) -> int:
+        return main([*argv, "--dataset", name,
+                     "--labels", str(tmp_path / f"{name}_labels.parquet"),
+                     "--predictions", str(tmp_path / f"{name}_predictions.parquet")])
+
+    assert audit("first") == 0
+    capsys.readouterr()
+    before = _snapshot(out)
+    assert audit("second") == 2
+    err = capsys.readouterr().err
+    old, new = ("string", "bigint") if first_has_string_ids else ("bigint", "string")
+    assert err.strip().splitlines()[-1] == (
+        f"labelqa: error: labels.id: the ids are {new}, but the output directory already "
+        f"holds dataset 'first' with {old} ids, and every dataset of one output directory "
+        "needs the same id type (examples, class_issues are read with one schema): use "
+        f"another --output for this dataset, or cast its ids to {old}")
+    assert "Traceback" not in err
+    assert _snapshot(out) == before  # nothing written, not even a staging directory
+
+    # the first dataset's results stay readable, in SQL and in the report
+    try:
+        tables = {t.name: t.partitions for t in register_tables(spark, str(out), "mixed_ids")}
+        assert tables["mixed_ids.examples"] == 1
+        assert spark.table("mixed_ids.examples").count() == 200
+        assert spark.table("mixed_ids.class_issues").count() > 0
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS mixed_ids CASCADE")
+    assert main(["report", "--output", str(out), "--dataset", "first",
+                 "--html", str(tmp_path / "first.html"), "--master", "local[2,2]"]) == 0
+    assert (tmp_path / "first.html").read_text().count("first") > 0
+
+    # a rerun of the same dataset and date with the other type replaces its own partition
+    (tmp_path / "first_labels.parquet").replace(tmp_path / "kept_labels.parquet")
+    (tmp_path / "second_labels.parquet").rename(tmp_path / "first_labels.parquet")
+    (tmp_path / "first_predictions.parquet").unlink()
+    (tmp_path / "second_predictions.parquet").rename(tmp_path / "first_predictions.parquet")
+    assert audit("first") == 0, capsys.readouterr().err
+    ids = spark.read.parquet(str(out / "examples")).schema["id"].dataType.simpleString()
+    assert ids == new

@@ -56,10 +56,24 @@ def _require(df: DataFrame, table: str, name: str, accepted: tuple[type, ...], w
     return data_type
 
 
-def id_expression(df: DataFrame, table: str, name: str) -> Column:
+def id_type(df: DataFrame, table: str, name: str) -> T.DataType:
+    """The type the id is audited (and written) as: bigint for any integer type, or string."""
     data_type = _require(df, table, name, (T.IntegralType, T.StringType), "int64 or string")
-    return (column(name).cast("long") if isinstance(data_type, T.IntegralType)
-            else column(name)).alias("id")
+    return T.LongType() if isinstance(data_type, T.IntegralType) else T.StringType()
+
+
+def input_id_type(labels: DataFrame, predictions: DataFrame, inp: InputConfig) -> T.DataType:
+    """The run's id type, from the schemas alone; both tables must agree."""
+    found = id_type(labels, "labels", inp.id_column)
+    other = id_type(predictions, "predictions", inp.id_column)
+    if other != found:
+        raise InputError("predictions", inp.id_column, "must have the type of the labels "
+                         f"table's id ({found.simpleString()}), found {other.simpleString()}")
+    return found
+
+
+def id_expression(df: DataFrame, table: str, name: str) -> Column:
+    return column(name).cast(id_type(df, table, name)).alias("id")
 
 
 def _problem(*checks: tuple[Column, str, Column | str, str]) -> Column:

@@ -28,7 +28,12 @@ from labelqa.core.thresholds import NUM_LIMBS
 from labelqa.errors import InputError
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
-from labelqa.spark.formats import labels_rows, prediction_element_type, predictions_rows
+from labelqa.spark.formats import (
+    input_id_type,
+    labels_rows,
+    prediction_element_type,
+    predictions_rows,
+)
 from labelqa.spark.intake import (
     RAW,
     as_array,
@@ -158,11 +163,7 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     k = len(names)
     checked_labels = labels_rows(labels, inp, names)
     checked_predictions = predictions_rows(predictions, inp, names)
-    id_types = [c.rows.schema[bl.ID].dataType for c in (checked_labels, checked_predictions)]
-    if id_types[0] != id_types[1]:
-        raise InputError("predictions", inp.id_column, "must have the type of the labels "
-                         f"table's id ({id_types[0].simpleString()}), found "
-                         f"{id_types[1].simpleString()}")
+    run_id_type = input_id_type(labels, predictions, inp)
     single = isinstance(prediction_element_type(predictions, inp, names), T.FloatType)
     empty_when_unlabeled = inp.labels_format == "long" and inp.unlabeled_ids == "empty"
     tagged = tagged_rows(checked_labels, rules.LABELS).unionByName(
@@ -205,7 +206,7 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
         "given_limbs": as_array(found, "given_limbs", (NUM_LIMBS, k)),
         "not_given_limbs": as_array(found, "not_given_limbs", (NUM_LIMBS, k))}
     examples = intake.filter(F.col("kind") == bl.BLOCK).select("block")
-    return JoinedInput(examples, num_rows, k, single, id_types[0], names,
+    return JoinedInput(examples, num_rows, k, single, run_id_type, names,
                        quarantine.drop("column"), label_counts, prediction_counts,
                        threshold_totals, (intake,))
 
