@@ -17,7 +17,7 @@ from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
 from labelqa.spark.formats import input_id_type
 from labelqa.spark.history import append_run, compare_with_previous
-from labelqa.spark.inputs import JoinedInput, bad_fraction_error, join_inputs, read_parquet
+from labelqa.spark.inputs import JoinedInput, join_inputs, read_parquet, stop_error
 from labelqa.spark.output import (
     TABLES,
     discard,
@@ -72,6 +72,9 @@ def audit_dataframes(spark: SparkSession, labels: DataFrame, predictions: DataFr
     """
     joined = join_inputs(labels, predictions, config)
     try:
+        stopped = stop_error(config, joined)
+        if stopped is not None:
+            raise stopped
         return joined, run_audit(spark, joined, config, joined.class_names)
     except Exception:
         joined.release()
@@ -146,8 +149,9 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                   config: AuditConfig, run: RunContext) -> RunReport:
     """Read, audit, stage every table, publish them together, then write the manifest.
 
-    Nothing of a failed run becomes visible, except the quarantine table of a run stopped by
-    `validation.max_bad_fraction` (the contract says it is written). A run that fails a
+    Nothing of a failed run becomes visible, except the quarantine table of a run that its
+    bad rows stopped (`validation.on_bad_rows=fail`, `validation.max_bad_fraction`, no row
+    left to audit): it says which rows, and why. A run that fails a
     quality gate publishes everything, with manifest status `gate_failed`, then raises
     `GateFailed` (exit 3).
     """
@@ -173,10 +177,10 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 write_partition(joined.quarantine, staging, "quarantine", run.dataset,
                                 run.run_date)
                 info["rows"] = joined.labels.quarantined + joined.predictions.quarantined
-            too_many_bad = bad_fraction_error(config, joined)
-            if too_many_bad is not None:
+            stopped = stop_error(config, joined)
+            if stopped is not None:  # the quarantine table says which rows, and why
                 publish(spark, staging, output, ("quarantine",), run.dataset, run.run_date)
-                raise too_many_bad
+                raise stopped
             with stages.stage("audit") as info:
                 tables = run_audit(spark, joined, config, joined.class_names)
                 info["rows"] = joined.num_rows

@@ -53,6 +53,13 @@ def _set_labels(row: int, value):
     return change
 
 
+def _set_labels_all(value):
+    def change(labels, predictions):
+        return labels.set_column(1, "labels", pa.array([value] * labels.num_rows,
+                                                       pa.list_(pa.int32()))), predictions
+    return change
+
+
 def _null_id(which: str, row: int):
     def change(labels, predictions):
         table = labels if which == "labels" else predictions
@@ -114,6 +121,24 @@ def _replace_row(table: pa.Table, index: int, column: str, value) -> pa.Table:
 
 def _first_row_of(table: pa.Table, ident: int) -> int:
     return table.column("id").to_pylist().index(ident)
+
+
+def _as_percentages(rows: int | None = None):
+    """Probabilities written as percentages (0-100, two decimals), in the first `rows` rows
+    (all when None)."""
+    def change(labels, predictions):
+        probs = predictions.column("pred_probs").to_pylist()
+        for row in range(len(probs) if rows is None else rows):
+            probs[row] = [round(p * 100, 2) for p in probs[row]]
+        return labels, predictions.set_column(1, "pred_probs", pa.array(probs, type=predictions
+                                                                         .schema.field(
+                                                                             "pred_probs").type))
+    return change
+
+
+def _percentage_rows(rows: int) -> int:
+    """Rows among the first `rows` with a percentage above 1 + 1e-6 (out_of_range)."""
+    return int((np.round(SAMPLE.probs[:rows] * 100, 2).max(axis=1) > 1 + 1e-6).sum())
 
 
 @dataclass(frozen=True)
@@ -219,6 +244,7 @@ CASES = [
          examples=299, overrides=("input.labels_format=onehot",)),
     # whole-run errors
     Case("fail policy stops at the first bad row", _set_prob(ROW, 2, float("nan")),
+         {("predictions", "non_finite"): 1, ("labels", "missing_prediction"): 1},
          overrides=("validation.on_bad_rows=fail",), exit_code=2,
          message=f"predictions.pred_probs: non_finite: probability of class 2 is NaN "
                  f"(validation.on_bad_rows=fail) (example id: '{ID}')"),
@@ -226,6 +252,29 @@ CASES = [
          {("labels", "missing_prediction"): 30}, examples=270, exit_code=2,
          message="labels: 30 of 300 rows (10.0%) are bad, more than "
                  "validation.max_bad_fraction=0.01 (missing_prediction=30)"),
+    # the table whose rows broke a rule is named, not the one whose rows lost their partner
+    Case("too many bad rows: some probabilities given as percentages", _as_percentages(30),
+         {("predictions", "out_of_range"): _percentage_rows(30),
+          ("labels", "missing_prediction"): _percentage_rows(30)},
+         examples=300 - _percentage_rows(30), exit_code=2,
+         message=f"predictions: {_percentage_rows(30)} of 300 rows "
+                 f"({_percentage_rows(30) / 300:.1%}) are bad, more than "
+                 f"validation.max_bad_fraction=0.01 (out_of_range={_percentage_rows(30)}); "
+                 "most often out_of_range: probability of class 0 is "),
+    Case("every probability given as a percentage", _as_percentages(),
+         {("predictions", "out_of_range"): 300, ("labels", "missing_prediction"): 300},
+         examples=0, exit_code=2,
+         message="predictions.pred_probs: no rows left to audit after the checks: 300 of 300 "
+                 "rows are out_of_range, e.g. probability of class 0 is 85.64 (outside [0, 1] "
+                 "+- 1e-6) (quarantined: labels 300, predictions 300; see the quarantine table)"
+                 " (example id: '0')"),
+    Case("every labels row bad",
+         _set_labels_all([3, 4]),
+         {("labels", "bad_label_index"): 300, ("predictions", "missing_labels"): 300},
+         examples=0, exit_code=2, overrides=("validation.max_bad_fraction=1",),
+         message="labels.labels: no rows left to audit after the checks: 300 of 300 rows are "
+                 "bad_label_index, e.g. class index 4 is outside 0..3 (quarantined: labels "
+                 "300, predictions 300; see the quarantine table) (example id: '0')"),
     Case("missing column", lambda lab, pred: (lab.rename_columns(["id", "tags"]), pred),
          exit_code=2,
          message="labels.labels: column not found (columns: id, tags)"),
@@ -240,10 +289,13 @@ CASES = [
     Case("K in the config differs from the arrays", lambda lab, pred: (lab, pred),
          overrides=("classes=[a, b, c]",), exit_code=2,
          message="classes: 3 class names, but the pred_probs arrays have length K=4"),
-    Case("no rows left to audit",
+    Case("no rows left to audit: no id in both tables",
          lambda lab, pred: (lab, pred.set_column(0, "id", pa.array([i + 10**6 for i in IDS]))),
-         overrides=("validation.max_bad_fraction=1",), exit_code=2,
-         message="labels: no rows left to audit after the checks"),
+         {("labels", "missing_prediction"): 300, ("predictions", "missing_labels"): 300},
+         examples=0, overrides=("validation.max_bad_fraction=1",), exit_code=2,
+         message="labels.id: no rows left to audit after the checks: 300 of 300 rows are "
+                 "missing_prediction, e.g. no prediction row for this id (quarantined: labels "
+                 "300, predictions 300; see the quarantine table) (example id: '0')"),
     Case("fewer than 2 classes",
          lambda lab, pred: (lab.set_column(1, "labels", pa.array([[0]] * lab.num_rows,
                                                           pa.list_(pa.int32()))),
@@ -283,7 +335,8 @@ DEFAULT = {"null id in labels", "conflicting predictions rows", "exact duplicate
            "a tag repeated in one row", "long labels: unknown tag name",
            "long predictions: a class row missing", "onehot labels: a cell that is not 0/1",
            "fail policy stops at the first bad row", "too many bad rows", "missing column",
-           "K in the config differs from the arrays"}
+           "K in the config differs from the arrays", "every probability given as a percentage",
+           "too many bad rows: some probabilities given as percentages"}
 
 
 @pytest.mark.parametrize("case", [
