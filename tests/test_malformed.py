@@ -60,6 +60,15 @@ def _set_labels_all(value):
     return change
 
 
+def _annotated(table: pa.Table, row: int, column: str = "annotator") -> pa.Table:
+    """`table` with a `column` the audit does not read ("ann-1" everywhere), plus the rows of
+    the id of row `row` once more with "ann-2": the same content from a second annotator."""
+    marked = table.append_column(column, pa.array(["ann-1"] * table.num_rows))
+    again = marked.filter(pc.equal(marked["id"], IDS[row]))
+    return pa.concat_tables([marked, again.set_column(
+        again.num_columns - 1, column, pa.array(["ann-2"] * again.num_rows))])
+
+
 def _null_id(which: str, row: int):
     def change(labels, predictions):
         table = labels if which == "labels" else predictions
@@ -222,6 +231,22 @@ CASES = [
     Case("long labels: exact duplicate tag row",
          _long_labels(lambda t: pa.concat_tables([t, t.slice(0, 1)])),
          collapsed={"labels": 1}, overrides=("input.labels_format=long",)),
+    # columns the audit does not read never change the verdict: the same content collapses
+    Case("long labels: the same tags from two annotators", _long_labels(
+        lambda t: _annotated(t, ROW)), collapsed={"labels": int(SAMPLE.given[ROW].sum())},
+         overrides=("input.labels_format=long",)),
+    Case("array labels: the same row from two annotators",
+         lambda lab, pred: (_annotated(lab, ROW), pred), collapsed={"labels": 1}),
+    Case("predictions: the same row with another model_version",
+         lambda lab, pred: (lab, _annotated(pred, ROW, "model_version")),
+         collapsed={"predictions": 1}),
+    Case("long labels: different tags from two annotators are two tags",
+         _long_labels(lambda t: pa.concat_tables([
+             _annotated(t, ROW),
+             pa.table({"id": [ID], "tag": [NAMES[int(np.flatnonzero(~SAMPLE.given[ROW])[0])]],
+                       "annotator": ["ann-2"]})])),
+         collapsed={"labels": int(SAMPLE.given[ROW].sum())},
+         overrides=("input.labels_format=long",)),
     Case("long predictions: a class row missing",
          _long_predictions(lambda t: t.filter(pc.invert(pc.and_(
              pc.equal(t["id"], ID), pc.equal(t["class"], "c"))))),
@@ -336,7 +361,8 @@ DEFAULT = {"null id in labels", "conflicting predictions rows", "exact duplicate
            "long predictions: a class row missing", "onehot labels: a cell that is not 0/1",
            "fail policy stops at the first bad row", "too many bad rows", "missing column",
            "K in the config differs from the arrays", "every probability given as a percentage",
-           "too many bad rows: some probabilities given as percentages"}
+           "too many bad rows: some probabilities given as percentages",
+           "long labels: the same tags from two annotators"}
 
 
 @pytest.mark.parametrize("case", [

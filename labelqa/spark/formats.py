@@ -31,10 +31,16 @@ RAW_PREFIX = "_in_"
 
 @dataclass(frozen=True)
 class CheckedRows:
+    """`raw_columns`: every input column (the quarantine's `row_json` shows them all);
+    `content_columns`: the ones the audit reads (id, tags or probabilities). Two rows of an id
+    with equal content are one row repeated, whatever the other columns (an annotator, a
+    timestamp) hold: the intake's fingerprint covers the content only."""
+
     rows: DataFrame
     source: str  # "labels" or "predictions"
     one_row_per_id: bool
     raw_columns: tuple[str, ...]
+    content_columns: tuple[str, ...]
     probs_column: str = "_probs"  # the probability vector (one-row-per-id predictions)
     labels_column: str = "_classes"  # the tag list (one-row-per-id labels), or the tag
 
@@ -87,7 +93,7 @@ def _problem(*checks: tuple[Column, str, Column | str, str]) -> Column:
 
 
 def _finish(df: DataFrame, source: str, one_row_per_id: bool, payload: list[Column],
-            problem: Column, id_column: str) -> CheckedRows:
+            problem: Column, id_column: str, read: tuple[str, ...]) -> CheckedRows:
     raw = tuple(df.columns)
     renamed = [column(c).alias(RAW_PREFIX + c) for c in raw]
     checks = [F.when(column(id_column).isNull(),
@@ -99,7 +105,7 @@ def _finish(df: DataFrame, source: str, one_row_per_id: bool, payload: list[Colu
     rows = rows.select("*", F.col("_problem.reason").alias("_reason"),
                        F.col("_problem.detail").alias("_detail"),
                        F.col("_problem.column").alias("_column")).drop("_problem")
-    return CheckedRows(rows, source, one_row_per_id, raw)
+    return CheckedRows(rows, source, one_row_per_id, raw, (id_column, *read))
 
 
 def _fmt(value: Column) -> Column:
@@ -123,7 +129,8 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
              inp.labels_column))
         # the raw column is the tag list: the intake collapses repeated tags (and counts them)
         payload = [ident, F.lit(None).cast("int").alias("_unit")]
-        checked = _finish(df, "labels", True, payload, problem, inp.id_column)
+        checked = _finish(df, "labels", True, payload, problem, inp.id_column,
+                          (inp.labels_column,))
         return dataclasses.replace(checked, labels_column=RAW_PREFIX + inp.labels_column)
     if inp.labels_format == "long":
         tag_type = _require(df, "labels", inp.tag_column, (T.StringType, T.IntegralType),
@@ -145,7 +152,8 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
                  F.concat(F.lit("class index "), _fmt(tag), F.lit(f" is outside 0..{k - 1}")),
                  inp.tag_column))
         payload = [ident, unit.cast("int").alias("_unit")]
-        checked = _finish(df, "labels", False, payload, problem, inp.id_column)
+        checked = _finish(df, "labels", False, payload, problem, inp.id_column,
+                          (inp.tag_column,))
         return dataclasses.replace(checked, labels_column="_unit")
     # onehot: one 0/1 or boolean column per class
     cells, checks = [], []
@@ -159,7 +167,7 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
                                 F.lit(" (must be 0/1 or true/false)")), name))
     classes = F.filter(F.array(*cells), lambda x: x.isNotNull())
     payload = [ident, F.lit(None).cast("int").alias("_unit"), classes.alias("_classes")]
-    return _finish(df, "labels", True, payload, _problem(*checks), inp.id_column)
+    return _finish(df, "labels", True, payload, _problem(*checks), inp.id_column, names)
 
 
 # ---- predictions -----------------------------------------------------------------------------
@@ -223,11 +231,13 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
         if inp.predictions_format == "array":
             # the raw column is the vector: no second copy through the shuffles and caches
             payload = [ident, F.lit(None).cast("int").alias("_unit")]
-            checked = _finish(df, "predictions", True, payload, problem, inp.id_column)
+            checked = _finish(df, "predictions", True, payload, problem, inp.id_column,
+                              (inp.predictions_column,))
             return dataclasses.replace(checked,
                                        probs_column=RAW_PREFIX + inp.predictions_column)
         payload = [ident, F.lit(None).cast("int").alias("_unit"), values.alias("_probs")]
-        return _finish(df, "predictions", True, payload, problem, inp.id_column)
+        return _finish(df, "predictions", True, payload, problem, inp.id_column,
+                       tuple(inp.prediction_prefix + n for n in names))
     class_type = _require(df, "predictions", inp.class_column, (T.StringType, T.IntegralType),
                           "a class name (string) or index (int)")
     cls, prob = column(inp.class_column), column(inp.prob_column)
@@ -246,4 +256,5 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
          F.concat(F.lit("probability "), _fmt(prob), F.lit(" is outside [0, 1] +- 1e-6")),
          inp.prob_column))
     payload = [ident, unit.cast("int").alias("_unit"), prob.cast(element).alias("_prob")]
-    return _finish(df, "predictions", False, payload, problem, inp.id_column)
+    return _finish(df, "predictions", False, payload, problem, inp.id_column,
+                   (inp.class_column, inp.prob_column))
