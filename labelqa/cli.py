@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import re
+import shlex
 import sys
 import traceback
 import uuid
@@ -126,10 +128,22 @@ def _register(args: argparse.Namespace) -> int:
     for table in registered:
         print(f"{table.name}: {table.partitions} partition(s) at {redact_uri(table.location)}")
     if embedded is not None:
-        settings = " ".join(f"--conf '{key}={value}'" for key, value in embedded.items())
         print(f"catalog: embedded Hive metastore in {args.metastore or 'labelqa-metastore'}; "
-              f"query it with:\n  spark-sql {settings}")
+              f"query it with:\n  {spark_sql_command(embedded)}")
     return 0
+
+
+def spark_sql_command(settings: dict[str, str]) -> str:
+    """A shell line that opens spark-sql on `settings`, from any directory and PATH: the
+    spark-sql of the installed pyspark, by its absolute path (pip's `bin/spark-sql` wrapper
+    finds its Spark only when the virtual environment's python is first on PATH)."""
+    import pyspark
+
+    executable = os.path.join(os.path.dirname(os.path.abspath(pyspark.__file__)), "bin",
+                              "spark-sql")
+    parts = [executable] + [x for key, value in settings.items()
+                            for x in ("--conf", f"{key}={value}")]
+    return " ".join(shlex.quote(part) for part in parts)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ documented query gives the same, independently checked, answer in Spark SQL and 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +17,7 @@ from labelqa.cli import main
 from labelqa.errors import ConfigError
 from labelqa.queries import QUERIES, duckdb_views
 from labelqa.spark.catalog import register_tables
-from tests.conftest import RUN_DATES
+from tests.conftest import RUN_DATES, bare_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 LATEST, PREVIOUS = dt.date.fromisoformat(RUN_DATES[1]), dt.date.fromisoformat(RUN_DATES[0])
@@ -173,16 +173,15 @@ def test_register_cli_makes_tables_visible_to_spark_sql(two_runs, tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert registered.returncode == 0, registered.stderr
     assert "labelqa.examples: 2 partition(s)" in registered.stdout
-    command = re.search(r"^  spark-sql (.*)$", registered.stdout, re.M).group(1)
-    settings = re.findall(r"--conf '([^']*)'", command)
-    spark_sql = Path(sys.executable).parent / "spark-sql"
-    args = [str(spark_sql)]
-    for setting in settings:
-        args += ["--conf", setting]
+    command = registered.stdout.split("query it with:\n  ", 1)[1].splitlines()[0]
     query = ("SELECT run_date, count(*), count(explanation) FROM labelqa.examples "
              "GROUP BY run_date ORDER BY run_date")
-    result = subprocess.run([*args, "--master", "local[1]", "-e", query],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    # the line as a user pastes it: another directory, no virtual environment on PATH
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    line = f"{command} --master 'local[1]' -e {shlex.quote(query)}"
+    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True,
+                            cwd=elsewhere, timeout=300, env=bare_environment())
     assert result.returncode == 0, result.stderr
     lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
     examples = pd.read_parquet(output / "examples")
