@@ -7,6 +7,9 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from labelqa.config import redact_setting
+from labelqa.errors import ConfigError, LabelqaError
+
 #: Settings labelqa applies unless the config's `spark.conf` says otherwise.
 DEFAULT_SPARK_CONF = {
     # local mode runs the executors in the driver JVM too; labelqa's caches live on disk
@@ -19,6 +22,19 @@ DEFAULT_SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.showConsoleProgress": "false",
 }
+
+
+def _gateway_error(conf: dict[str, str]) -> LabelqaError:
+    """Spark's JVM exited before it started: a setting it could not take (Java's own message
+    is above on stderr), or no Java."""
+    if conf:
+        settings = ", ".join(f"spark.conf.{key}={redact_setting(key, value)}"
+                             for key, value in conf.items())
+        return ConfigError(f"spark.conf: Spark's JVM did not start with these settings: "
+                           f"{settings} (Java's message is above); correct or remove the "
+                           "one it names")
+    return LabelqaError("Spark's JVM did not start (Java's message is above): labelqa needs "
+                        "Java 17, as JAVA_HOME or java on PATH")
 
 
 def under_spark_submit() -> bool:
@@ -45,7 +61,14 @@ def build_session(master: str | None = None, conf: dict[str, str] | None = None,
         settings["spark.ui.showConsoleProgress"] = "true"
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as error:  # noqa: BLE001 - PySparkRuntimeError of a JVM that never started
+        condition = getattr(error, "getCondition", None) or getattr(error, "getErrorClass",
+                                                                     lambda: None)
+        if condition() != "JAVA_GATEWAY_EXITED":
+            raise
+        raise _gateway_error(conf or {}) from None
     spark.sparkContext.setLogLevel("WARN")  # stage lines are labelqa's; --verbose turns INFO on
     for key, value in settings.items():  # an already running session takes them too
         if not key.startswith("spark.ui.") and spark.conf.isModifiable(key):
