@@ -162,13 +162,13 @@ def _report(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from labelqa.api import RunContext, run_audit_job, utc_now
     from labelqa.config import load_config
-    from labelqa.spark.session import build_session
+    from labelqa.spark.session import build_session, set_log_level
 
     config = load_config(args.config, args.overrides)
     run_date = args.run_date or utc_now().date().isoformat()
     spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
     if getattr(args, "verbose", False):
-        spark.sparkContext.setLogLevel("INFO")
+        set_log_level(spark, verbose=True)
     try:
         report = run_audit_job(spark, args.labels, args.predictions, args.output, config,
                                RunContext(args.dataset, run_date, uuid.uuid4().hex))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from labelqa.spark.output import table_path
+from labelqa.spark.output import path_exists, table_path
 
 RUNS_SCHEMA = ("run_id string, run_date string, status string, num_examples long, "
                "num_classes int, num_label_issues long, overall_health_score double, "
@@ -38,9 +39,13 @@ class Comparison:
 
 
 def _read(spark: SparkSession, output: str, table: str) -> DataFrame | None:
+    """The table, or None before the first run has written it."""
+    path = table_path(output, table)
+    if not path_exists(spark, path):
+        return None
     try:
-        return spark.read.parquet(table_path(output, table))
-    except Exception:  # noqa: BLE001 - no such table yet (first run)
+        return spark.read.parquet(path)
+    except AnalysisException:  # the directory, but no file in it yet
         return None
 
 

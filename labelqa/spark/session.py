@@ -24,6 +24,30 @@ DEFAULT_SPARK_CONF = {
 }
 
 
+#: Spark loggers that print a Java stack trace (or a warning per query) on a normal run or a
+#: normal error, and the level they are kept at without --verbose: FileStreamSink traces
+#: every read of a path that does not exist yet (the first run's history, a wrong --labels
+#: path, which labelqa reports in one line); a failed task (a corrupt input file, reported in
+#: one line too) is traced by the executor (local mode: in this JVM) and by "Lost task".
+QUIET_LOGGERS = {
+    "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink": "ERROR",
+    "org.apache.spark.sql.execution.streaming.FileStreamSink": "ERROR",
+    "org.apache.spark.sql.execution.window.WindowExec": "ERROR",
+    "org.apache.spark.scheduler.TaskSetManager": "ERROR",
+    "org.apache.spark.executor.Executor": "OFF",
+}
+
+
+def set_log_level(spark: SparkSession, verbose: bool) -> None:
+    """Spark's own log: warnings and errors without Java stack traces; with --verbose
+    everything from INFO (labelqa's stage lines are its own logger's)."""
+    spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    for name, quiet in QUIET_LOGGERS.items():
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.getLevel(
+            "INFO" if verbose else quiet))
+
+
 def _gateway_error(conf: dict[str, str]) -> LabelqaError:
     """Spark's JVM exited before it started: a setting it could not take (Java's own message
     is above on stderr), or no Java."""
@@ -69,7 +93,7 @@ def build_session(master: str | None = None, conf: dict[str, str] | None = None,
         if condition() != "JAVA_GATEWAY_EXITED":
             raise
         raise _gateway_error(conf or {}) from None
-    spark.sparkContext.setLogLevel("WARN")  # stage lines are labelqa's; --verbose turns INFO on
+    set_log_level(spark, verbose=False)
     for key, value in settings.items():  # an already running session takes them too
         if not key.startswith("spark.ui.") and spark.conf.isModifiable(key):
             spark.conf.set(key, value)
