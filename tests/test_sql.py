@@ -187,3 +187,25 @@ def test_register_cli_makes_tables_visible_to_spark_sql(two_runs, tmp_path):
     examples = pd.read_parquet(output / "examples")
     flagged = examples.groupby("run_date", observed=True)["is_label_issue"].sum()
     assert lines == [[d, "1500", str(int(flagged[d]))] for d in RUN_DATES]
+
+
+def test_examples_carry_the_tag_names_beside_the_indices(spark, two_runs):
+    """given_tags / suggested_tags: the names of given_labels / suggested_labels, in the same
+    order, on flagged and unflagged rows alike; an analyst filters by tag without a join."""
+    from labelqa.demo import TAGS
+
+    output, _ = two_runs
+    examples = spark.read.parquet(str(output / "examples")).toPandas()
+    assert len(examples) == 3000
+    for indices, names in (("given_labels", "given_tags"),
+                           ("suggested_labels", "suggested_tags")):
+        assert [list(v) for v in examples[names]] == \
+            [[TAGS[i] for i in row] for row in examples[indices]]
+    changed = examples[examples["is_label_issue"]]
+    assert len(changed) > 0
+    assert (changed["given_tags"].map(list) != changed["suggested_tags"].map(list)).all()
+    classes = spark.read.parquet(str(output / "classes"))
+    dog = classes.filter("class_name = 'dog'").groupBy().sum("num_given").first()[0]
+    tagged = spark.read.parquet(str(output / "examples")).filter(
+        "array_contains(given_tags, 'dog')").count()
+    assert tagged == dog
