@@ -197,7 +197,7 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 failures = evaluate_gates(config, tables)
                 status = "gate_failed" if failures else "succeeded"
                 comparison = compare_with_previous(spark, output, run.dataset, run.run_date,
-                                                   tables.classes)
+                                                   tables.classes, run.run_id)
                 summary = summary_frame(spark, joined, tables, config, run, started_at)
                 write_partition(summary, staging, "summary", run.dataset, run.run_date)
                 with stages.stage("publish"):
@@ -215,7 +215,8 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                        tables.overall_health_score, manifest_path(output, run.dataset,
                                                                   run.run_date),
                        status, failures, comparison.describe(tables.overall_health_score,
-                                                             tables.num_label_issues))
+                                                             tables.num_label_issues,
+                                                             run.run_date))
     append_run(spark, output, run.dataset, {
         "run_id": run.run_id, "run_date": run.run_date, "status": status,
         "num_examples": joined.num_rows, "num_classes": joined.num_classes,

@@ -209,3 +209,24 @@ def test_examples_carry_the_tag_names_beside_the_indices(spark, two_runs):
     tagged = spark.read.parquet(str(output / "examples")).filter(
         "array_contains(given_tags, 'dog')").count()
     assert tagged == dog
+
+
+def test_new_issues_after_a_first_run_is_empty(two_runs, tmp_path):
+    """With one run there is nothing to compare with: no row, not every flagged example."""
+    import shutil
+
+    output, _ = two_runs
+    for table in ("examples", "summary"):
+        source = output / table / "dataset=demo" / f"run_date={RUN_DATES[0]}"
+        shutil.copytree(source, tmp_path / table / "dataset=demo" / source.name)
+    con = duckdb.connect()
+    try:
+        views = [line for line in duckdb_views(str(tmp_path)).splitlines()
+                 if "VIEW" not in line or "labelqa.examples " in line
+                 or "labelqa.summary " in line]  # the tables the query reads
+        con.execute("\n".join(views))
+        assert con.execute(QUERY["new_issues_since_previous_run"].sql).fetchall() == []
+        flagged = con.execute("SELECT count(*) FROM labelqa.examples WHERE is_label_issue")
+        assert flagged.fetchone()[0] > 0
+    finally:
+        con.close()
