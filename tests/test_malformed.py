@@ -21,6 +21,7 @@ from labelqa.sample import (
     label_table_onehot,
     prediction_table,
     prediction_table_long,
+    prediction_table_wide,
 )
 
 NAMES = ("a", "b", "c", "d")
@@ -271,8 +272,8 @@ CASES = [
     Case("fail policy stops at the first bad row", _set_prob(ROW, 2, float("nan")),
          {("predictions", "non_finite"): 1, ("labels", "missing_prediction"): 1},
          overrides=("validation.on_bad_rows=fail",), exit_code=2,
-         message=f"predictions.pred_probs: non_finite: probability of class 2 is NaN "
-                 f"(validation.on_bad_rows=fail) (example id: '{ID}')"),
+         message="predictions.pred_probs: non_finite: probability of class 'c' (index 2) is "
+                 f"NaN (validation.on_bad_rows=fail) (example id: '{ID}')"),
     Case("too many bad rows", lambda lab, pred: (lab, pred.slice(0, 270)),
          {("labels", "missing_prediction"): 30}, examples=270, exit_code=2,
          message="labels: 30 of 300 rows (10.0%) are bad, more than "
@@ -285,14 +286,14 @@ CASES = [
          message=f"predictions: {_percentage_rows(30)} of 300 rows "
                  f"({_percentage_rows(30) / 300:.1%}) are bad, more than "
                  f"validation.max_bad_fraction=0.01 (out_of_range={_percentage_rows(30)}); "
-                 "most often out_of_range: probability of class 0 is "),
+                 "most often out_of_range: probability of class 'a' (index 0) is "),
     Case("every probability given as a percentage", _as_percentages(),
          {("predictions", "out_of_range"): 300, ("labels", "missing_prediction"): 300},
          examples=0, exit_code=2,
          message="predictions.pred_probs: no rows left to audit after the checks: 300 of 300 "
-                 "rows are out_of_range, e.g. probability of class 0 is 85.64 (outside [0, 1] "
-                 "+- 1e-6) (quarantined: labels 300, predictions 300; see the quarantine table)"
-                 " (example id: '0')"),
+                 "rows are out_of_range, e.g. probability of class 'a' (index 0) is 85.64 "
+                 "(outside [0, 1] +- 1e-6) (quarantined: labels 300, predictions 300; see the "
+                 "quarantine table) (example id: '0')"),
     Case("every labels row bad",
          _set_labels_all([3, 4]),
          {("labels", "bad_label_index"): 300, ("predictions", "missing_labels"): 300},
@@ -303,6 +304,23 @@ CASES = [
     Case("missing column", lambda lab, pred: (lab.rename_columns(["id", "tags"]), pred),
          exit_code=2,
          message="labels.labels: column not found (columns: id, tags)"),
+    # a schema error suggests the fix when the table fits another format
+    Case("wide predictions read as arrays",
+         lambda lab, pred: (lab, prediction_table_wide(SAMPLE, NAMES)), exit_code=2,
+         message="predictions.pred_probs: column not found (columns: id, a, b, c, d); the "
+                 "table looks like the wide format (one probability column per class, named "
+                 "by the class): set input.predictions_format=wide"),
+    Case("long labels read as arrays",
+         lambda lab, pred: (label_table_long(SAMPLE, NAMES), pred), exit_code=2,
+         message="labels.labels: column not found (columns: id, tag); the table looks like "
+                 "the long format: set input.labels_format=long"),
+    Case("wide predictions with a column that is not a class",
+         lambda lab, pred: (lab, prediction_table_wide(SAMPLE, NAMES).append_column(
+             "model", pa.array(["v2"] * len(IDS)))),
+         overrides=("input.predictions_format=wide", "classes=null"), exit_code=2,
+         message="predictions.model: must be float or double, found string; every column but "
+                 "the id is read as a class: name the classes with classes or classes_path, "
+                 "or give their columns a prefix (input.prediction_prefix)"),
     Case("wrong column type",
          lambda lab, pred: (lab, pred.set_column(1, "pred_probs", pa.array(["x"] * pred.num_rows))),
          exit_code=2, message="predictions.pred_probs: must be array<float> or array<double>, "
@@ -362,7 +380,7 @@ DEFAULT = {"null id in labels", "conflicting predictions rows", "exact duplicate
            "fail policy stops at the first bad row", "too many bad rows", "missing column",
            "K in the config differs from the arrays", "every probability given as a percentage",
            "too many bad rows: some probabilities given as percentages",
-           "long labels: the same tags from two annotators"}
+           "long labels: the same tags from two annotators", "wide predictions read as arrays"}
 
 
 @pytest.mark.parametrize("case", [
@@ -404,7 +422,8 @@ def test_quarantine_rows_carry_the_detail_and_the_raw_row(spark, tmp_path, capsy
     rows = spark.read.parquet(str(tmp_path / "out/quarantine")).orderBy("source").collect()
     labels_row, predictions_row = rows
     assert predictions_row["id"] == str(ID)
-    assert predictions_row["detail"] == "probability of class 3 is 1.5 (outside [0, 1] +- 1e-6)"
+    assert predictions_row["detail"] == ("probability of class 'd' (index 3) is 1.5 "
+                                         "(outside [0, 1] +- 1e-6)")
     raw = json.loads(predictions_row["row_json"])
     assert raw["id"] == ID and raw["pred_probs"][3] == 1.5
     assert labels_row["reason"] == "missing_prediction"

@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from labelqa.config import InputConfig
+from labelqa.config import AuditConfig, InputConfig
 from labelqa.core.constants import FLOATING_POINT_COMPARISON
 from labelqa.errors import InputError
 from labelqa.spark.names import column
@@ -172,7 +172,7 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
 
 # ---- predictions -----------------------------------------------------------------------------
 
-def _probability_checks(values: Column, name: str) -> list:
+def _probability_checks(values: Column, name: str, names: tuple[str, ...]) -> list:
     def non_finite(p: Column) -> Column:
         return p.isNull() | F.isnan(p) | (F.abs(p) == float("inf"))
 
@@ -185,13 +185,19 @@ def _probability_checks(values: Column, name: str) -> list:
         indexed = F.transform(values, lambda p, i: F.struct(p.alias("p"), i.alias("i")))
         return F.filter(indexed, lambda s: rule(s.p))[0]
 
+    def which(element: Column) -> Column:
+        """The class by name, then its index: "class 'dog' (index 2)"."""
+        named = F.element_at(F.array(*[F.lit(n) for n in names]), element.i + 1) \
+            if names else F.lit(None).cast("string")
+        return F.concat(F.lit("class '"), F.coalesce(named, F.lit("?")), F.lit("' (index "),
+                        _fmt(element.i), F.lit(")"))
+
     bad, out = first(non_finite), first(outside)
     return [
         (F.exists(values, non_finite), "non_finite",
-         F.concat(F.lit("probability of class "), _fmt(bad.i), F.lit(" is "), _fmt(bad.p)),
-         name),
+         F.concat(F.lit("probability of "), which(bad), F.lit(" is "), _fmt(bad.p)), name),
         (F.exists(values, outside), "out_of_range",
-         F.concat(F.lit("probability of class "), _fmt(out.i), F.lit(" is "), _fmt(out.p),
+         F.concat(F.lit("probability of "), which(out), F.lit(" is "), _fmt(out.p),
                   F.lit(" (outside [0, 1] +- 1e-6)")), name),
     ]
 
@@ -227,7 +233,7 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
             (F.size(values) != k, "wrong_length",
              F.concat(F.lit("has "), F.size(values).cast("string"),
                       F.lit(f" probabilities, expected K={k}")), name),
-            *_probability_checks(values, name))
+            *_probability_checks(values, name, names))
         if inp.predictions_format == "array":
             # the raw column is the vector: no second copy through the shuffles and caches
             payload = [ident, F.lit(None).cast("int").alias("_unit")]
@@ -258,3 +264,63 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
     payload = [ident, unit.cast("int").alias("_unit"), prob.cast(element).alias("_prob")]
     return _finish(df, "predictions", False, payload, problem, inp.id_column,
                    (inp.class_column, inp.prob_column))
+
+
+# ---- hints: the format a table looks like, when the configured one does not fit -------------
+
+def _is(data_type: T.DataType, *kinds: type) -> bool:
+    return isinstance(data_type, kinds)
+
+
+def fitting_formats(df: DataFrame, table: str, inp: InputConfig) -> list[str]:
+    """The formats whose columns `df` has (labels: array, long, onehot; predictions: array,
+    long, wide), judged by column names and types alone."""
+    types = {f.name: f.dataType for f in df.schema.fields}
+    others = [t for name, t in types.items() if name != inp.id_column]
+    fits = []
+    if table == "labels":
+        column_type = types.get(inp.labels_column)
+        if _is(column_type, T.ArrayType) and _is(column_type.elementType, T.IntegralType):
+            fits.append("array")
+        if _is(types.get(inp.tag_column), T.StringType, T.IntegralType):
+            fits.append("long")
+        if len(others) >= 2 and all(_is(t, T.BooleanType, T.IntegralType) for t in others):
+            fits.append("onehot")
+        return fits
+    column_type = types.get(inp.predictions_column)
+    if _is(column_type, T.ArrayType) and _is(column_type.elementType, T.FloatType,
+                                              T.DoubleType):
+        fits.append("array")
+    if (_is(types.get(inp.class_column), T.StringType, T.IntegralType)
+            and _is(types.get(inp.prob_column), T.FloatType, T.DoubleType)):
+        fits.append("long")
+    if len(others) >= 2 and all(_is(t, T.FloatType, T.DoubleType) for t in others):
+        fits.append("wide")
+    return fits
+
+
+def with_hint(error: InputError, labels: DataFrame, predictions: DataFrame,
+              config: AuditConfig) -> InputError:
+    """`error` (a table's column missing or of the wrong type) with the fix it suggests: the
+    format the table looks like, or, when every column of a wide or onehot table is read as
+    a class, naming the classes."""
+    if error.table not in ("labels", "predictions") or error.column is None:
+        return error
+    inp = config.input
+    df = labels if error.table == "labels" else predictions
+    configured = inp.labels_format if error.table == "labels" else inp.predictions_format
+    fits = [f for f in fitting_formats(df, error.table, inp) if f != configured]
+    if fits:
+        what = {"wide": " (one probability column per class, named by the class)",
+                "onehot": " (one 0/1 column per class, named by the class)"}.get(fits[0], "")
+        hint = (f"; the table looks like the {fits[0]} format{what}: set "
+                f"input.{error.table}_format={fits[0]}")
+    elif configured in ("wide", "onehot") and config.classes is None \
+            and config.classes_path is None and error.column != inp.id_column:
+        hint = ("; every column but the id is read as a class: name the classes with "
+                "classes or classes_path" + (", or give their columns a prefix "
+                                             "(input.prediction_prefix)"
+                                             if configured == "wide" else ""))
+    else:
+        return error
+    return InputError(error.table, error.column, error.rule + hint, error.example)

@@ -33,6 +33,7 @@ from labelqa.spark.formats import (
     labels_rows,
     prediction_element_type,
     predictions_rows,
+    with_hint,
 )
 from labelqa.spark.intake import (
     RAW,
@@ -164,10 +165,13 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     for table, rows in (("labels", labels_in), ("predictions", predictions_in)):
         if rows == 0:
             raise InputError(table, None, "the table is empty: no rows to audit")
-    names = resolve(config, labels, predictions)
+    try:
+        names = resolve(config, labels, predictions)
+        checked_labels = labels_rows(labels, inp, names)
+        checked_predictions = predictions_rows(predictions, inp, names)
+    except InputError as error:  # a column missing or of the wrong type: suggest the fix
+        raise with_hint(error, labels, predictions, config) from None
     k = len(names)
-    checked_labels = labels_rows(labels, inp, names)
-    checked_predictions = predictions_rows(predictions, inp, names)
     run_id_type = input_id_type(labels, predictions, inp)
     single = isinstance(prediction_element_type(predictions, inp, names), T.FloatType)
     empty_when_unlabeled = inp.labels_format == "long" and inp.unlabeled_ids == "empty"
