@@ -15,14 +15,16 @@ from labelqa.config import AuditConfig
 from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
+from labelqa.spark.formats import input_id_type
 from labelqa.spark.history import append_run, compare_with_previous
-from labelqa.spark.inputs import JoinedInput, bad_fraction_error, join_inputs, read_parquet
+from labelqa.spark.inputs import JoinedInput, join_inputs, read_parquet, stop_error
 from labelqa.spark.output import (
     TABLES,
     discard,
     manifest_path,
     partition_dir,
     publish,
+    refuse_other_id_type,
     staging_root,
     write_manifest,
     write_partition,
@@ -70,6 +72,9 @@ def audit_dataframes(spark: SparkSession, labels: DataFrame, predictions: DataFr
     """
     joined = join_inputs(labels, predictions, config)
     try:
+        stopped = stop_error(config, joined)
+        if stopped is not None:
+            raise stopped
         return joined, run_audit(spark, joined, config, joined.class_names)
     except Exception:
         joined.release()
@@ -144,8 +149,9 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                   config: AuditConfig, run: RunContext) -> RunReport:
     """Read, audit, stage every table, publish them together, then write the manifest.
 
-    Nothing of a failed run becomes visible, except the quarantine table of a run stopped by
-    `validation.max_bad_fraction` (the contract says it is written). A run that fails a
+    Nothing of a failed run becomes visible, except the quarantine table of a run that its
+    bad rows stopped (`validation.on_bad_rows=fail`, `validation.max_bad_fraction`, no row
+    left to audit): it says which rows, and why. A run that fails a
     quality gate publishes everything, with manifest status `gate_failed`, then raises
     `GateFailed` (exit 3).
     """
@@ -158,6 +164,9 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
         with stages.stage("read and check inputs") as info:
             labels = read_parquet(spark, labels_path, "labels")
             predictions = read_parquet(spark, predictions_path, "predictions")
+            refuse_other_id_type(spark, output, run.dataset, run.run_date,
+                                 input_id_type(labels, predictions, config.input),
+                                 config.input.id_column)
             joined = join_inputs(labels, predictions, config)
             info["rows"] = joined.num_rows
             info["note"] = (f"labels {joined.labels.rows} in, {joined.labels.quarantined} "
@@ -168,10 +177,10 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 write_partition(joined.quarantine, staging, "quarantine", run.dataset,
                                 run.run_date)
                 info["rows"] = joined.labels.quarantined + joined.predictions.quarantined
-            too_many_bad = bad_fraction_error(config, joined)
-            if too_many_bad is not None:
+            stopped = stop_error(config, joined)
+            if stopped is not None:  # the quarantine table says which rows, and why
                 publish(spark, staging, output, ("quarantine",), run.dataset, run.run_date)
-                raise too_many_bad
+                raise stopped
             with stages.stage("audit") as info:
                 tables = run_audit(spark, joined, config, joined.class_names)
                 info["rows"] = joined.num_rows
@@ -188,7 +197,7 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 failures = evaluate_gates(config, tables)
                 status = "gate_failed" if failures else "succeeded"
                 comparison = compare_with_previous(spark, output, run.dataset, run.run_date,
-                                                   tables.classes)
+                                                   tables.classes, run.run_id)
                 summary = summary_frame(spark, joined, tables, config, run, started_at)
                 write_partition(summary, staging, "summary", run.dataset, run.run_date)
                 with stages.stage("publish"):
@@ -206,7 +215,8 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                        tables.overall_health_score, manifest_path(output, run.dataset,
                                                                   run.run_date),
                        status, failures, comparison.describe(tables.overall_health_score,
-                                                             tables.num_label_issues))
+                                                             tables.num_label_issues,
+                                                             run.run_date))
     append_run(spark, output, run.dataset, {
         "run_id": run.run_id, "run_date": run.run_date, "status": status,
         "num_examples": joined.num_rows, "num_classes": joined.num_classes,

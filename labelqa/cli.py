@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import re
+import shlex
 import sys
 import traceback
 import uuid
@@ -126,10 +128,22 @@ def _register(args: argparse.Namespace) -> int:
     for table in registered:
         print(f"{table.name}: {table.partitions} partition(s) at {redact_uri(table.location)}")
     if embedded is not None:
-        settings = " ".join(f"--conf '{key}={value}'" for key, value in embedded.items())
         print(f"catalog: embedded Hive metastore in {args.metastore or 'labelqa-metastore'}; "
-              f"query it with:\n  spark-sql {settings}")
+              f"query it with:\n  {spark_sql_command(embedded)}")
     return 0
+
+
+def spark_sql_command(settings: dict[str, str]) -> str:
+    """A shell line that opens spark-sql on `settings`, from any directory and PATH: the
+    spark-sql of the installed pyspark, by its absolute path (pip's `bin/spark-sql` wrapper
+    finds its Spark only when the virtual environment's python is first on PATH)."""
+    import pyspark
+
+    executable = os.path.join(os.path.dirname(os.path.abspath(pyspark.__file__)), "bin",
+                              "spark-sql")
+    parts = [executable] + [x for key, value in settings.items()
+                            for x in ("--conf", f"{key}={value}")]
+    return " ".join(shlex.quote(part) for part in parts)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -148,13 +162,13 @@ def _report(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from labelqa.api import RunContext, run_audit_job, utc_now
     from labelqa.config import load_config
-    from labelqa.spark.session import build_session
+    from labelqa.spark.session import build_session, set_log_level
 
     config = load_config(args.config, args.overrides)
     run_date = args.run_date or utc_now().date().isoformat()
     spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
     if getattr(args, "verbose", False):
-        spark.sparkContext.setLogLevel("INFO")
+        set_log_level(spark, verbose=True)
     try:
         report = run_audit_job(spark, args.labels, args.predictions, args.output, config,
                                RunContext(args.dataset, run_date, uuid.uuid4().hex))

@@ -174,8 +174,36 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+#: Spark settings that become the JVM's heap size (-Xmx): Java's memory syntax. A bad one is
+#: caught here, naming the key; Spark itself only reports JAVA_GATEWAY_EXITED.
+JVM_MEMORY_SETTINGS = ("spark.driver.memory", "spark.executor.memory", "spark.yarn.am.memory")
+_JVM_MEMORY = re.compile(r"[0-9]+[kmgt]?", re.I)
+#: Size settings Spark (and labelqa, for the intake's partitions) parse as byte strings.
+SIZE_SETTINGS = ("spark.driver.memoryOverhead", "spark.executor.memoryOverhead",
+                 "spark.driver.maxResultSize", "spark.sql.adaptive.advisoryPartitionSizeInBytes")
+_BYTE_STRING = re.compile(r"[0-9]+([kmgtp]b?|b)?", re.I)
+#: Integer settings labelqa reads back to size its work.
+INTEGER_SETTINGS = ("spark.sql.shuffle.partitions",
+                    "spark.sql.execution.arrow.maxRecordsPerBatch",
+                    "spark.sql.parquet.columnarReaderBatchSize")
+
+
+def _validate_spark_settings(conf: Mapping[str, str]) -> None:
+    for key, value in conf.items():
+        where = f"spark.conf.{key}"
+        if key in JVM_MEMORY_SETTINGS and not _JVM_MEMORY.fullmatch(value):
+            raise ConfigError(f"{where}: {value!r} is not a JVM memory size (a whole number "
+                              "with an optional unit k, m, g or t, e.g. 2g or 512m)")
+        if key in SIZE_SETTINGS and not _BYTE_STRING.fullmatch(value):
+            raise ConfigError(f"{where}: {value!r} is not a size (a whole number with an "
+                              "optional unit b, k, m, g, t or p, e.g. 64m)")
+        if key in INTEGER_SETTINGS and not (value.isdigit() and int(value) > 0):
+            raise ConfigError(f"{where}: {value!r} is not a positive integer")
+
+
 def validate(config: AuditConfig) -> AuditConfig:
     """Check the values' ranges and combinations; return the config unchanged."""
+    _validate_spark_settings(config.spark.conf)
     s, i = config.scoring, config.issues
     _choice("scoring.method", s.method, SCORING_METHODS)
     _choice("scoring.aggregator", s.aggregator, AGGREGATORS)

@@ -62,6 +62,7 @@ CROSS JOIN previous
 LEFT JOIN labelqa.examples prev
   ON prev.dataset = cur.dataset AND prev.run_date = previous.run_date AND prev.id = cur.id
 WHERE cur.dataset = 'demo' AND cur.run_date = {_LATEST}
+  AND previous.run_date IS NOT NULL
   AND cur.is_label_issue AND coalesce(prev.is_label_issue, false) = false
 ORDER BY cur.issue_rank"""),
 )

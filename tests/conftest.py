@@ -11,6 +11,15 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 
+def bare_environment() -> dict[str, str]:
+    """A user's shell without the virtual environment: no venv on PATH, no PYSPARK_* or
+    SPARK_HOME (Java stays findable)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    return env
+
+
 @pytest.fixture(scope="session")
 def spark():
     from labelqa.spark.session import build_session

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 
 import pytest
 
 from labelqa.cli import main
 from labelqa.sample import generate, write_sample
+from tests.conftest import bare_environment
 
 FAST = ["--master", "local[2,2]", "--set", "spark.conf.spark.sql.shuffle.partitions=4"]
 
@@ -63,3 +66,17 @@ def test_class_names_must_match_k(spark, good_inputs, tmp_path, capsys):
     assert code == 2
     assert "classes: 3 class names, but the pred_probs arrays have length K=4" in \
         capsys.readouterr().err
+
+
+def test_the_printed_spark_sql_line_runs_without_the_virtual_environment_on_path(tmp_path):
+    """`register` prints it; a user pastes it into a shell whose PATH lacks .venv/bin."""
+    from labelqa.cli import spark_sql_command
+    from labelqa.spark.catalog import embedded_metastore_conf
+
+    line = spark_sql_command(embedded_metastore_conf(str(tmp_path / "metastore")))
+    assert shlex.split(line)[0].endswith("/pyspark/bin/spark-sql")
+    assert f"spark.sql.warehouse.dir={tmp_path}/metastore/warehouse" in shlex.split(line)
+    result = subprocess.run(["bash", "-c", f"{line} --version"], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120, env=bare_environment())
+    assert result.returncode == 0, result.stderr
+    assert "version" in result.stderr + result.stdout

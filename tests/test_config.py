@@ -65,3 +65,57 @@ def test_unreadable_config_file(tmp_path):
     bad.write_text("issues: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("spark.driver.memory=lots", "spark.conf.spark.driver.memory: 'lots' is not a JVM memory "
+                                 "size (a whole number with an optional unit k, m, g or t, "
+                                 "e.g. 2g or 512m)"),
+    ("spark.executor.memory=2gb", "spark.conf.spark.executor.memory: '2gb' is not a JVM memory "
+                                  "size"),
+    ("spark.sql.adaptive.advisoryPartitionSizeInBytes=big",
+     "spark.conf.spark.sql.adaptive.advisoryPartitionSizeInBytes: 'big' is not a size"),
+    ("spark.sql.shuffle.partitions=many",
+     "spark.conf.spark.sql.shuffle.partitions: 'many' is not a positive integer"),
+])
+def test_bad_spark_settings_name_the_key_before_spark_starts(setting, message):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, [f"spark.conf.{setting}"])
+    assert str(raised.value).startswith(message)
+
+
+def test_good_spark_sizes_pass():
+    config = load_config(None, ["spark.conf.spark.driver.memory=512m",
+                                "spark.conf.spark.executor.memory=4G",
+                                "spark.conf.spark.driver.maxResultSize=0",
+                                "spark.conf.spark.sql.adaptive.advisoryPartitionSizeInBytes=64mb"])
+    assert config.spark.conf["spark.driver.memory"] == "512m"
+
+
+def test_a_setting_the_jvm_refuses_exits_2_naming_it(tmp_path):
+    """The JVM never starts (a fresh process: the tests' own session would be reused)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "labelqa", "audit", "--labels", str(tmp_path / "l"),
+         "--predictions", str(tmp_path / "p"), "--output", str(tmp_path / "out"),
+         "--set", "spark.conf.spark.driver.extraJavaOptions=-Xss1q"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "labelqa: error: spark.conf: Spark's JVM did not start with these settings: "
+        "spark.conf.spark.driver.extraJavaOptions=-Xss1q (Java's message is above); correct "
+        "or remove the one it names")
+    assert "Invalid thread stack size: -Xss1q" in result.stderr
+    assert "Traceback" not in result.stderr and "JAVA_GATEWAY_EXITED" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_driver_memory_exits_2_naming_the_key(capsys):
+    from labelqa.cli import main
+
+    assert main(["audit", "--labels", "l", "--predictions", "p", "--output", "o",
+                 "--set", "spark.conf.spark.driver.memory=lots"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "labelqa: error: spark.conf.spark.driver.memory: 'lots' is not a JVM memory size")

@@ -78,6 +78,10 @@ def test_the_outputs_equal_cleanlab_and_keep_the_names(spark, outputs):
     np.testing.assert_array_equal(examples.is_label_issue.to_numpy(), ref.is_label_issue)
     np.testing.assert_array_equal(examples.label_quality_score.to_numpy(),
                                   ref.label_quality_score)
+    assert [list(v) for v in examples.given_tags] == [[NAMES[k] for k in row]
+                                                       for row in SAMPLE.label_lists]
+    assert [list(v) for v in examples.suggested_tags] == [
+        [NAMES[k] for k in row] for row in examples.suggested_labels]
     classes = _table(spark, out, "classes", "onehot-long").orderBy("class_index").toPandas()
     assert tuple(classes.class_name) == NAMES
     pairs = _table(spark, out, "class_issues", "onehot-long")

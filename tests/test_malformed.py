@@ -21,6 +21,7 @@ from labelqa.sample import (
     label_table_onehot,
     prediction_table,
     prediction_table_long,
+    prediction_table_wide,
 )
 
 NAMES = ("a", "b", "c", "d")
@@ -51,6 +52,22 @@ def _set_labels(row: int, value):
         lists[row] = value
         return labels.set_column(1, "labels", pa.array(lists, pa.list_(pa.int32()))), predictions
     return change
+
+
+def _set_labels_all(value):
+    def change(labels, predictions):
+        return labels.set_column(1, "labels", pa.array([value] * labels.num_rows,
+                                                       pa.list_(pa.int32()))), predictions
+    return change
+
+
+def _annotated(table: pa.Table, row: int, column: str = "annotator") -> pa.Table:
+    """`table` with a `column` the audit does not read ("ann-1" everywhere), plus the rows of
+    the id of row `row` once more with "ann-2": the same content from a second annotator."""
+    marked = table.append_column(column, pa.array(["ann-1"] * table.num_rows))
+    again = marked.filter(pc.equal(marked["id"], IDS[row]))
+    return pa.concat_tables([marked, again.set_column(
+        again.num_columns - 1, column, pa.array(["ann-2"] * again.num_rows))])
 
 
 def _null_id(which: str, row: int):
@@ -114,6 +131,24 @@ def _replace_row(table: pa.Table, index: int, column: str, value) -> pa.Table:
 
 def _first_row_of(table: pa.Table, ident: int) -> int:
     return table.column("id").to_pylist().index(ident)
+
+
+def _as_percentages(rows: int | None = None):
+    """Probabilities written as percentages (0-100, two decimals), in the first `rows` rows
+    (all when None)."""
+    def change(labels, predictions):
+        probs = predictions.column("pred_probs").to_pylist()
+        for row in range(len(probs) if rows is None else rows):
+            probs[row] = [round(p * 100, 2) for p in probs[row]]
+        return labels, predictions.set_column(1, "pred_probs", pa.array(probs, type=predictions
+                                                                         .schema.field(
+                                                                             "pred_probs").type))
+    return change
+
+
+def _percentage_rows(rows: int) -> int:
+    """Rows among the first `rows` with a percentage above 1 + 1e-6 (out_of_range)."""
+    return int((np.round(SAMPLE.probs[:rows] * 100, 2).max(axis=1) > 1 + 1e-6).sum())
 
 
 @dataclass(frozen=True)
@@ -197,6 +232,22 @@ CASES = [
     Case("long labels: exact duplicate tag row",
          _long_labels(lambda t: pa.concat_tables([t, t.slice(0, 1)])),
          collapsed={"labels": 1}, overrides=("input.labels_format=long",)),
+    # columns the audit does not read never change the verdict: the same content collapses
+    Case("long labels: the same tags from two annotators", _long_labels(
+        lambda t: _annotated(t, ROW)), collapsed={"labels": int(SAMPLE.given[ROW].sum())},
+         overrides=("input.labels_format=long",)),
+    Case("array labels: the same row from two annotators",
+         lambda lab, pred: (_annotated(lab, ROW), pred), collapsed={"labels": 1}),
+    Case("predictions: the same row with another model_version",
+         lambda lab, pred: (lab, _annotated(pred, ROW, "model_version")),
+         collapsed={"predictions": 1}),
+    Case("long labels: different tags from two annotators are two tags",
+         _long_labels(lambda t: pa.concat_tables([
+             _annotated(t, ROW),
+             pa.table({"id": [ID], "tag": [NAMES[int(np.flatnonzero(~SAMPLE.given[ROW])[0])]],
+                       "annotator": ["ann-2"]})])),
+         collapsed={"labels": int(SAMPLE.given[ROW].sum())},
+         overrides=("input.labels_format=long",)),
     Case("long predictions: a class row missing",
          _long_predictions(lambda t: t.filter(pc.invert(pc.and_(
              pc.equal(t["id"], ID), pc.equal(t["class"], "c"))))),
@@ -219,16 +270,57 @@ CASES = [
          examples=299, overrides=("input.labels_format=onehot",)),
     # whole-run errors
     Case("fail policy stops at the first bad row", _set_prob(ROW, 2, float("nan")),
+         {("predictions", "non_finite"): 1, ("labels", "missing_prediction"): 1},
          overrides=("validation.on_bad_rows=fail",), exit_code=2,
-         message=f"predictions.pred_probs: non_finite: probability of class 2 is NaN "
-                 f"(validation.on_bad_rows=fail) (example id: '{ID}')"),
+         message="predictions.pred_probs: non_finite: probability of class 'c' (index 2) is "
+                 f"NaN (validation.on_bad_rows=fail) (example id: '{ID}')"),
     Case("too many bad rows", lambda lab, pred: (lab, pred.slice(0, 270)),
          {("labels", "missing_prediction"): 30}, examples=270, exit_code=2,
          message="labels: 30 of 300 rows (10.0%) are bad, more than "
                  "validation.max_bad_fraction=0.01 (missing_prediction=30)"),
+    # the table whose rows broke a rule is named, not the one whose rows lost their partner
+    Case("too many bad rows: some probabilities given as percentages", _as_percentages(30),
+         {("predictions", "out_of_range"): _percentage_rows(30),
+          ("labels", "missing_prediction"): _percentage_rows(30)},
+         examples=300 - _percentage_rows(30), exit_code=2,
+         message=f"predictions: {_percentage_rows(30)} of 300 rows "
+                 f"({_percentage_rows(30) / 300:.1%}) are bad, more than "
+                 f"validation.max_bad_fraction=0.01 (out_of_range={_percentage_rows(30)}); "
+                 "most often out_of_range: probability of class 'a' (index 0) is "),
+    Case("every probability given as a percentage", _as_percentages(),
+         {("predictions", "out_of_range"): 300, ("labels", "missing_prediction"): 300},
+         examples=0, exit_code=2,
+         message="predictions.pred_probs: no rows left to audit after the checks: 300 of 300 "
+                 "rows are out_of_range, e.g. probability of class 'a' (index 0) is 85.64 "
+                 "(outside [0, 1] +- 1e-6) (quarantined: labels 300, predictions 300; see the "
+                 "quarantine table) (example id: '0')"),
+    Case("every labels row bad",
+         _set_labels_all([3, 4]),
+         {("labels", "bad_label_index"): 300, ("predictions", "missing_labels"): 300},
+         examples=0, exit_code=2, overrides=("validation.max_bad_fraction=1",),
+         message="labels.labels: no rows left to audit after the checks: 300 of 300 rows are "
+                 "bad_label_index, e.g. class index 4 is outside 0..3 (quarantined: labels "
+                 "300, predictions 300; see the quarantine table) (example id: '0')"),
     Case("missing column", lambda lab, pred: (lab.rename_columns(["id", "tags"]), pred),
          exit_code=2,
          message="labels.labels: column not found (columns: id, tags)"),
+    # a schema error suggests the fix when the table fits another format
+    Case("wide predictions read as arrays",
+         lambda lab, pred: (lab, prediction_table_wide(SAMPLE, NAMES)), exit_code=2,
+         message="predictions.pred_probs: column not found (columns: id, a, b, c, d); the "
+                 "table looks like the wide format (one probability column per class, named "
+                 "by the class): set input.predictions_format=wide"),
+    Case("long labels read as arrays",
+         lambda lab, pred: (label_table_long(SAMPLE, NAMES), pred), exit_code=2,
+         message="labels.labels: column not found (columns: id, tag); the table looks like "
+                 "the long format: set input.labels_format=long"),
+    Case("wide predictions with a column that is not a class",
+         lambda lab, pred: (lab, prediction_table_wide(SAMPLE, NAMES).append_column(
+             "model", pa.array(["v2"] * len(IDS)))),
+         overrides=("input.predictions_format=wide", "classes=null"), exit_code=2,
+         message="predictions.model: must be float or double, found string; every column but "
+                 "the id is read as a class: name the classes with classes or classes_path, "
+                 "or give their columns a prefix (input.prediction_prefix)"),
     Case("wrong column type",
          lambda lab, pred: (lab, pred.set_column(1, "pred_probs", pa.array(["x"] * pred.num_rows))),
          exit_code=2, message="predictions.pred_probs: must be array<float> or array<double>, "
@@ -240,10 +332,13 @@ CASES = [
     Case("K in the config differs from the arrays", lambda lab, pred: (lab, pred),
          overrides=("classes=[a, b, c]",), exit_code=2,
          message="classes: 3 class names, but the pred_probs arrays have length K=4"),
-    Case("no rows left to audit",
+    Case("no rows left to audit: no id in both tables",
          lambda lab, pred: (lab, pred.set_column(0, "id", pa.array([i + 10**6 for i in IDS]))),
-         overrides=("validation.max_bad_fraction=1",), exit_code=2,
-         message="labels: no rows left to audit after the checks"),
+         {("labels", "missing_prediction"): 300, ("predictions", "missing_labels"): 300},
+         examples=0, overrides=("validation.max_bad_fraction=1",), exit_code=2,
+         message="labels.id: no rows left to audit after the checks: 300 of 300 rows are "
+                 "missing_prediction, e.g. no prediction row for this id (quarantined: labels "
+                 "300, predictions 300; see the quarantine table) (example id: '0')"),
     Case("fewer than 2 classes",
          lambda lab, pred: (lab.set_column(1, "labels", pa.array([[0]] * lab.num_rows,
                                                           pa.list_(pa.int32()))),
@@ -283,7 +378,9 @@ DEFAULT = {"null id in labels", "conflicting predictions rows", "exact duplicate
            "a tag repeated in one row", "long labels: unknown tag name",
            "long predictions: a class row missing", "onehot labels: a cell that is not 0/1",
            "fail policy stops at the first bad row", "too many bad rows", "missing column",
-           "K in the config differs from the arrays"}
+           "K in the config differs from the arrays", "every probability given as a percentage",
+           "too many bad rows: some probabilities given as percentages",
+           "long labels: the same tags from two annotators", "wide predictions read as arrays"}
 
 
 @pytest.mark.parametrize("case", [
@@ -325,7 +422,8 @@ def test_quarantine_rows_carry_the_detail_and_the_raw_row(spark, tmp_path, capsy
     rows = spark.read.parquet(str(tmp_path / "out/quarantine")).orderBy("source").collect()
     labels_row, predictions_row = rows
     assert predictions_row["id"] == str(ID)
-    assert predictions_row["detail"] == "probability of class 3 is 1.5 (outside [0, 1] +- 1e-6)"
+    assert predictions_row["detail"] == ("probability of class 'd' (index 3) is 1.5 "
+                                         "(outside [0, 1] +- 1e-6)")
     raw = json.loads(predictions_row["row_json"])
     assert raw["id"] == ID and raw["pred_probs"][3] == 1.5
     assert labels_row["reason"] == "missing_prediction"
@@ -345,3 +443,64 @@ def test_corrupt_parquet_file_is_an_input_error(spark, tmp_path, capsys):
     assert code == 2
     assert "labelqa: error: labels: unreadable input file" in err
     assert "Traceback" not in err
+
+
+def _snapshot(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("first_has_string_ids", [False, True],
+                         ids=["int64 ids then string ids", "string ids then int64 ids"])
+def test_a_dataset_with_the_other_id_type_is_refused_before_anything_is_written(
+        spark, tmp_path, capsys, first_has_string_ids):
+    """One output directory, one id type: the second dataset's run stops (exit 2) before it
+    writes a file, and the first dataset stays readable by register and report."""
+    from labelqa.spark.catalog import register_tables
+
+    out = tmp_path / "out"
+    for name, string_ids in (("first", first_has_string_ids),
+                             ("second", not first_has_string_ids)):
+        sample = generate(200, 4, 43, string_ids=string_ids)
+        pq.write_table(label_table(sample), str(tmp_path / f"{name}_labels.parquet"))
+        pq.write_table(prediction_table(sample), str(tmp_path / f"{name}_predictions.parquet"))
+    argv = ["audit", "--output", str(out), "--run-date", "2026-11-02", *FAST]
+
+    def audit(name: str) -> int:
+        return main([*argv, "--dataset", name,
+                     "--labels", str(tmp_path / f"{name}_labels.parquet"),
+                     "--predictions", str(tmp_path / f"{name}_predictions.parquet")])
+
+    assert audit("first") == 0
+    capsys.readouterr()
+    before = _snapshot(out)
+    assert audit("second") == 2
+    err = capsys.readouterr().err
+    old, new = ("string", "bigint") if first_has_string_ids else ("bigint", "string")
+    assert err.strip().splitlines()[-1] == (
+        f"labelqa: error: labels.id: the ids are {new}, but the output directory already "
+        f"holds dataset 'first' with {old} ids, and every dataset of one output directory "
+        "needs the same id type (examples, class_issues are read with one schema): use "
+        f"another --output for this dataset, or cast its ids to {old}")
+    assert "Traceback" not in err
+    assert _snapshot(out) == before  # nothing written, not even a staging directory
+
+    # the first dataset's results stay readable, in SQL and in the report
+    try:
+        tables = {t.name: t.partitions for t in register_tables(spark, str(out), "mixed_ids")}
+        assert tables["mixed_ids.examples"] == 1
+        assert spark.table("mixed_ids.examples").count() == 200
+        assert spark.table("mixed_ids.class_issues").count() > 0
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS mixed_ids CASCADE")
+    assert main(["report", "--output", str(out), "--dataset", "first",
+                 "--html", str(tmp_path / "first.html"), "--master", "local[2,2]"]) == 0
+    assert (tmp_path / "first.html").read_text().count("first") > 0
+
+    # a rerun of the same dataset and date with the other type replaces its own partition
+    (tmp_path / "first_labels.parquet").replace(tmp_path / "kept_labels.parquet")
+    (tmp_path / "second_labels.parquet").rename(tmp_path / "first_labels.parquet")
+    (tmp_path / "first_predictions.parquet").unlink()
+    (tmp_path / "second_predictions.parquet").rename(tmp_path / "first_predictions.parquet")
+    assert audit("first") == 0, capsys.readouterr().err
+    ids = spark.read.parquet(str(out / "examples")).schema["id"].dataType.simpleString()
+    assert ids == new

@@ -73,9 +73,25 @@ def test_passing_gates_and_history_across_runs(spark, inputs, tmp_path, capsys):
     assert runs[1]["previous_num_label_issues"] == first.num_label_issues
     changes = runs[1]["class_noise_changes"]
     assert 0 < len(changes) <= 5
-    assert abs(changes[0]["change"]) >= abs(changes[-1]["change"])
+    # classes move by label noise and inverse label noise (forgotten tags) together
+    moved = [abs(c["change"]) + abs(c["inverse_change"]) for c in changes]
+    assert moved == sorted(moved, reverse=True)
+    for c in changes:
+        assert c["inverse_change"] == c["inverse_label_noise"] - c["previous_inverse_label_noise"]
+    assert any(c["inverse_change"] != 0 for c in changes)
     manifest = json.loads(Path(second.manifest).read_text())
     assert manifest["comparison"]["previous_run_date"] == "2026-11-01"
+    assert manifest["comparison"]["previous_run_id"] == "first"
+
+    # a rerun of the same date compares with the run it replaces, not with nothing
+    rerun = run_audit_job(spark, str(inputs / "l.parquet"), str(inputs / "p.parquet"),
+                          str(tmp_path), config, RunContext("h", "2026-11-02", "rerun"))
+    assert rerun.comparison.startswith(
+        "compared with the run of 2026-11-02 this rerun replaces: health "
+        f"{second.overall_health_score:.4f} -> {rerun.overall_health_score:.4f}")
+    runs = spark.read.parquet(str(tmp_path / "runs")).orderBy("finished_at").collect()
+    assert runs[2]["previous_run_date"] == "2026-11-02"
+    assert runs[2]["previous_num_label_issues"] == second.num_label_issues
     assert set(manifest["timings"]["stages_seconds"]) >= {"read and check inputs", "audit",
                                                          "publish"}
 

@@ -157,8 +157,9 @@ def worst() -> tuple[WorstExample, ...]:
 def change() -> Change:
     return Change(previous_run_date="2026-11-26", previous_health_score=0.8102,
                   previous_num_label_issues=759, new_issues=41, resolved_issues=7,
-                  class_noise_changes=(NoiseChange(HOSTILE, 0.25, 0.21, 0.25 - 0.21),
-                                       NoiseChange("cat", 0.1, 0.3, 0.1 - 0.3)))
+                  class_noise_changes=(
+                      NoiseChange(HOSTILE, 0.25, 0.21, 0.25 - 0.21, 0.5, 0.5, 0.0),
+                      NoiseChange("cat", 0.1, 0.3, 0.1 - 0.3, 0.125, 0.0625, 0.0625)))
 
 
 @pytest.fixture
@@ -429,12 +430,18 @@ def test_change_with_previous_run(doc, data, change):
 
     rows = doc.with_attr("data-class", "tr", "change")
     assert [r.attrs["data-class"] for r in rows] == [HOSTILE, "cat"]
-    cells = doc.with_attr("data-field", "td", "change")[-6:]
+    cells = doc.with_attr("data-field", "td", "change")[-12:]
     got = [(c.attrs["data-field"], c.attrs["data-value"]) for c in cells]
     assert got == [("previous_label_noise", repr(0.21)), ("label_noise", repr(0.25)),
-                   ("change", repr(0.25 - 0.21)), ("previous_label_noise", repr(0.3)),
-                   ("label_noise", repr(0.1)), ("change", repr(0.1 - 0.3))]
+                   ("change", repr(0.25 - 0.21)),
+                   ("previous_inverse_label_noise", repr(0.5)),
+                   ("inverse_label_noise", repr(0.5)), ("inverse_change", repr(0.0)),
+                   ("previous_label_noise", repr(0.3)), ("label_noise", repr(0.1)),
+                   ("change", repr(0.1 - 0.3)),
+                   ("previous_inverse_label_noise", repr(0.0625)),
+                   ("inverse_label_noise", repr(0.125)), ("inverse_change", repr(0.0625))]
     assert "+0.0400" in rows[0].text and "−0.2000" in rows[1].text
+    assert "+0.0625" in rows[1].text
 
 
 def test_change_without_previous_run(data):

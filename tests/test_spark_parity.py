@@ -114,6 +114,9 @@ def test_audit_equals_cleanlab(spark, name, run_index):
     examples = examples.set_index("id").loc[list(sample.ids)]
     assert len(examples) == num_rows
     assert [list(v) for v in examples.given_labels] == sample.label_lists
+    names = tables.class_names
+    assert [list(v) for v in examples.given_tags] == [[names[k] for k in row]
+                                                       for row in sample.label_lists]
 
     flags = np.zeros((num_rows, num_classes), dtype=bool)
     row_of = {v: i for i, v in enumerate(sample.ids)}
@@ -148,6 +151,8 @@ def test_audit_equals_cleanlab(spark, name, run_index):
     # the rows' own consistency: suggestions, counts, ranks
     suggested = [list(np.flatnonzero(row)) for row in sample.given ^ flags]
     assert [list(v) for v in examples.suggested_labels] == suggested
+    assert [list(v) for v in examples.suggested_tags] == [[names[k] for k in row]
+                                                           for row in suggested]
     np.testing.assert_array_equal(examples.num_class_issues.to_numpy(), flags.sum(axis=1))
     flagged = examples[examples.is_label_issue].reset_index()
     expected_rank = flagged.sort_values(["label_quality_score", "id"]).id.tolist()

@@ -4,7 +4,7 @@ documented query gives the same, independently checked, answer in Spark SQL and 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +17,7 @@ from labelqa.cli import main
 from labelqa.errors import ConfigError
 from labelqa.queries import QUERIES, duckdb_views
 from labelqa.spark.catalog import register_tables
-from tests.conftest import RUN_DATES
+from tests.conftest import RUN_DATES, bare_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 LATEST, PREVIOUS = dt.date.fromisoformat(RUN_DATES[1]), dt.date.fromisoformat(RUN_DATES[0])
@@ -173,18 +173,60 @@ def test_register_cli_makes_tables_visible_to_spark_sql(two_runs, tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert registered.returncode == 0, registered.stderr
     assert "labelqa.examples: 2 partition(s)" in registered.stdout
-    command = re.search(r"^  spark-sql (.*)$", registered.stdout, re.M).group(1)
-    settings = re.findall(r"--conf '([^']*)'", command)
-    spark_sql = Path(sys.executable).parent / "spark-sql"
-    args = [str(spark_sql)]
-    for setting in settings:
-        args += ["--conf", setting]
+    command = registered.stdout.split("query it with:\n  ", 1)[1].splitlines()[0]
     query = ("SELECT run_date, count(*), count(explanation) FROM labelqa.examples "
              "GROUP BY run_date ORDER BY run_date")
-    result = subprocess.run([*args, "--master", "local[1]", "-e", query],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    # the line as a user pastes it: another directory, no virtual environment on PATH
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    line = f"{command} --master 'local[1]' -e {shlex.quote(query)}"
+    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True,
+                            cwd=elsewhere, timeout=300, env=bare_environment())
     assert result.returncode == 0, result.stderr
     lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
     examples = pd.read_parquet(output / "examples")
     flagged = examples.groupby("run_date", observed=True)["is_label_issue"].sum()
     assert lines == [[d, "1500", str(int(flagged[d]))] for d in RUN_DATES]
+
+
+def test_examples_carry_the_tag_names_beside_the_indices(spark, two_runs):
+    """given_tags / suggested_tags: the names of given_labels / suggested_labels, in the same
+    order, on flagged and unflagged rows alike; an analyst filters by tag without a join."""
+    from labelqa.demo import TAGS
+
+    output, _ = two_runs
+    examples = spark.read.parquet(str(output / "examples")).toPandas()
+    assert len(examples) == 3000
+    for indices, names in (("given_labels", "given_tags"),
+                           ("suggested_labels", "suggested_tags")):
+        assert [list(v) for v in examples[names]] == \
+            [[TAGS[i] for i in row] for row in examples[indices]]
+    changed = examples[examples["is_label_issue"]]
+    assert len(changed) > 0
+    assert (changed["given_tags"].map(list) != changed["suggested_tags"].map(list)).all()
+    classes = spark.read.parquet(str(output / "classes"))
+    dog = classes.filter("class_name = 'dog'").groupBy().sum("num_given").first()[0]
+    tagged = spark.read.parquet(str(output / "examples")).filter(
+        "array_contains(given_tags, 'dog')").count()
+    assert tagged == dog
+
+
+def test_new_issues_after_a_first_run_is_empty(two_runs, tmp_path):
+    """With one run there is nothing to compare with: no row, not every flagged example."""
+    import shutil
+
+    output, _ = two_runs
+    for table in ("examples", "summary"):
+        source = output / table / "dataset=demo" / f"run_date={RUN_DATES[0]}"
+        shutil.copytree(source, tmp_path / table / "dataset=demo" / source.name)
+    con = duckdb.connect()
+    try:
+        views = [line for line in duckdb_views(str(tmp_path)).splitlines()
+                 if "VIEW" not in line or "labelqa.examples " in line
+                 or "labelqa.summary " in line]  # the tables the query reads
+        con.execute("\n".join(views))
+        assert con.execute(QUERY["new_issues_since_previous_run"].sql).fetchall() == []
+        flagged = con.execute("SELECT count(*) FROM labelqa.examples WHERE is_label_issue")
+        assert flagged.fetchone()[0] > 0
+    finally:
+        con.close()

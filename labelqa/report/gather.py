@@ -116,7 +116,8 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
                 .select("status").first())
         status = runs["status"] if runs else None
 
-    comparison = compare_with_previous(spark, output, dataset, run_date, classes_df, top=10)
+    comparison = compare_with_previous(spark, output, dataset, run_date, classes_df,
+                                       summary["run_id"], top=10)
     change = Change()
     if comparison.previous_run_date is not None:
         previous = _partition(spark, output, "examples", dataset, comparison.previous_run_date)

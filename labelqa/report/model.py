@@ -57,6 +57,9 @@ class NoiseChange:
     label_noise: float
     previous_label_noise: float
     change: float
+    inverse_label_noise: float  # forgotten tags: most annotation errors
+    previous_inverse_label_noise: float
+    inverse_change: float
 
 
 @dataclass(frozen=True)

@@ -517,15 +517,15 @@ def _change_row(label: str, fields: tuple[str, str, str], previous: float | int 
 
 
 def _noise_change_row(change: NoiseChange) -> str:
-    trend = _trend_class(change.change, higher_is_better=False)
-    cells = [
-        f'<td class="name">{_esc(change.class_name)}</td>',
-        _num_td("previous_label_noise", change.previous_label_noise,
-                _dec(change.previous_label_noise)),
-        _num_td("label_noise", change.label_noise, _dec(change.label_noise)),
-        _num_td("change", change.change, _signed(change.change),
-                {"class": f"num {trend}".strip()}),
-    ]
+    cells = [f'<td class="name">{_esc(change.class_name)}</td>']
+    for previous, now, delta in (("previous_label_noise", "label_noise", "change"),
+                                 ("previous_inverse_label_noise", "inverse_label_noise",
+                                  "inverse_change")):
+        moved = getattr(change, delta)
+        trend = _trend_class(moved, higher_is_better=False)
+        cells += [_num_td(previous, getattr(change, previous), _dec(getattr(change, previous))),
+                  _num_td(now, getattr(change, now), _dec(getattr(change, now))),
+                  _num_td(delta, moved, _signed(moved), {"class": f"num {trend}".strip()})]
     return f'<tr data-class="{_esc(change.class_name)}">{"".join(cells)}</tr>'
 
 
@@ -553,12 +553,17 @@ def _change_body(data: ReportData, change: Change) -> str:
         parts.append(f'<div class="stats">{stats}</div>')
     if change.class_noise_changes:
         head = ('<thead><tr><th>class</th><th class="num">previous label noise</th>'
-                '<th class="num">label noise now</th><th class="num">change</th></tr></thead>')
+                '<th class="num">label noise now</th><th class="num">change</th>'
+                '<th class="num">previous inverse label noise</th>'
+                '<th class="num">inverse label noise now</th><th class="num">change</th>'
+                '</tr></thead>')
         rows = "\n".join(_noise_change_row(c) for c in change.class_noise_changes)
-        parts.append('<h3>Classes whose label noise moved most</h3>'
+        parts.append('<h3>Classes whose label noise or inverse label noise (forgotten tags) '
+                     'moved most</h3>'
                      f'<table class="noise-changes">{head}\n<tbody>\n{rows}\n</tbody></table>')
     else:
-        parts.append('<p class="muted">No class\'s label noise changed.</p>')
+        parts.append('<p class="muted">No class\'s label noise or inverse label noise '
+                     'changed.</p>')
     return "\n".join(parts)
 
 

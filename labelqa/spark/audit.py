@@ -130,12 +130,16 @@ def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vo
     rows, classes = np.nonzero(flags)
     given = batch.given[rows, classes]
     probs = batch.probs[rows, classes].astype(np.float64)
+    given_labels = bl.list_column(batch.given)
+    suggested_labels = bl.list_column(batch.given ^ flags)
     columns = {
         "id": ids,
-        "given_labels": bl.list_column(batch.given),
+        "given_labels": given_labels,
+        "given_tags": vocabulary.tags(given_labels),
         "label_quality_score": pa.array(result.label_quality_score, type=pa.float64()),
         "is_label_issue": pa.array(issue),
-        "suggested_labels": bl.list_column(batch.given ^ flags),
+        "suggested_labels": suggested_labels,
+        "suggested_tags": vocabulary.tags(suggested_labels),
         "num_class_issues": pa.array(np.bincount(rows, minlength=batch.num_rows)
                                      .astype(np.int32)),
     }
@@ -177,8 +181,9 @@ def scored_schema(id_type: str, with_class_scores: bool) -> str:
     the unflagged examples and of class_issues (they cross from Arrow to the JVM once, here,
     and are written from the scored cache without another Python pass)."""
     return ("kind byte, block binary, name string, position long, value long, "
-            f"id {id_type}, given_labels array<int>, label_quality_score double, "
-            "is_label_issue boolean, suggested_labels array<int>, num_class_issues int, "
+            f"id {id_type}, given_labels array<int>, given_tags array<string>, "
+            "label_quality_score double, is_label_issue boolean, suggested_labels array<int>, "
+            "suggested_tags array<string>, num_class_issues int, "
             + ("class_scores array<double>, " if with_class_scores else "")
             + "class_index int, class_name string, given boolean, pred_prob double, "
             "class_score double")
@@ -217,8 +222,9 @@ def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
     return blocks.mapInArrow(score, ddl)
 
 
-EXAMPLE_COLUMNS = ("id", "given_labels", "label_quality_score", "is_label_issue", "issue_rank",
-                   "suggested_labels", "num_class_issues", "explanation")
+EXAMPLE_COLUMNS = ("id", "given_labels", "given_tags", "label_quality_score", "is_label_issue",
+                   "issue_rank", "suggested_labels", "suggested_tags", "num_class_issues",
+                   "explanation")
 
 
 def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: str,
@@ -226,8 +232,9 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: str,
     """The examples table: the unflagged rows from the scored cache as they are, the flagged
     ones ranked by range (labelqa.spark.ranking); one write job."""
     columns = list(EXAMPLE_COLUMNS) + (["class_scores"] if with_class_scores else [])
-    schema = (f"id {id_type}, given_labels array<int>, label_quality_score double, "
-              "is_label_issue boolean, issue_rank int, suggested_labels array<int>, "
+    schema = (f"id {id_type}, given_labels array<int>, given_tags array<string>, "
+              "label_quality_score double, is_label_issue boolean, issue_rank int, "
+              "suggested_labels array<int>, suggested_tags array<string>, "
               f"num_class_issues int, explanation {EXPLANATION_DDL}")
     if with_class_scores:
         schema += ", class_scores array<double>"

@@ -63,6 +63,11 @@ class Vocabulary:
         return Vocabulary(tuple(names), np.asarray(threshold_given, dtype=np.float64),
                           1.0 - np.asarray(threshold_not_given, dtype=np.float64))
 
+    def tags(self, indices: pa.ListArray) -> pa.ListArray:
+        """Lists of class indices as lists of their names (`given_tags`, `suggested_tags`)."""
+        names = pa.array(self.names, pa.string()).take(indices.values)
+        return pa.ListArray.from_arrays(indices.offsets, names)
+
 
 def _tags(vocabulary: Vocabulary, num_rows: int, rows: np.ndarray, classes: np.ndarray,
           probs: np.ndarray, thresholds: np.ndarray, heading: str

@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from labelqa.config import InputConfig
+from labelqa.config import AuditConfig, InputConfig
 from labelqa.core.constants import FLOATING_POINT_COMPARISON
 from labelqa.errors import InputError
 from labelqa.spark.names import column
@@ -31,10 +31,16 @@ RAW_PREFIX = "_in_"
 
 @dataclass(frozen=True)
 class CheckedRows:
+    """`raw_columns`: every input column (the quarantine's `row_json` shows them all);
+    `content_columns`: the ones the audit reads (id, tags or probabilities). Two rows of an id
+    with equal content are one row repeated, whatever the other columns (an annotator, a
+    timestamp) hold: the intake's fingerprint covers the content only."""
+
     rows: DataFrame
     source: str  # "labels" or "predictions"
     one_row_per_id: bool
     raw_columns: tuple[str, ...]
+    content_columns: tuple[str, ...]
     probs_column: str = "_probs"  # the probability vector (one-row-per-id predictions)
     labels_column: str = "_classes"  # the tag list (one-row-per-id labels), or the tag
 
@@ -56,10 +62,24 @@ def _require(df: DataFrame, table: str, name: str, accepted: tuple[type, ...], w
     return data_type
 
 
-def id_expression(df: DataFrame, table: str, name: str) -> Column:
+def id_type(df: DataFrame, table: str, name: str) -> T.DataType:
+    """The type the id is audited (and written) as: bigint for any integer type, or string."""
     data_type = _require(df, table, name, (T.IntegralType, T.StringType), "int64 or string")
-    return (column(name).cast("long") if isinstance(data_type, T.IntegralType)
-            else column(name)).alias("id")
+    return T.LongType() if isinstance(data_type, T.IntegralType) else T.StringType()
+
+
+def input_id_type(labels: DataFrame, predictions: DataFrame, inp: InputConfig) -> T.DataType:
+    """The run's id type, from the schemas alone; both tables must agree."""
+    found = id_type(labels, "labels", inp.id_column)
+    other = id_type(predictions, "predictions", inp.id_column)
+    if other != found:
+        raise InputError("predictions", inp.id_column, "must have the type of the labels "
+                         f"table's id ({found.simpleString()}), found {other.simpleString()}")
+    return found
+
+
+def id_expression(df: DataFrame, table: str, name: str) -> Column:
+    return column(name).cast(id_type(df, table, name)).alias("id")
 
 
 def _problem(*checks: tuple[Column, str, Column | str, str]) -> Column:
@@ -73,7 +93,7 @@ def _problem(*checks: tuple[Column, str, Column | str, str]) -> Column:
 
 
 def _finish(df: DataFrame, source: str, one_row_per_id: bool, payload: list[Column],
-            problem: Column, id_column: str) -> CheckedRows:
+            problem: Column, id_column: str, read: tuple[str, ...]) -> CheckedRows:
     raw = tuple(df.columns)
     renamed = [column(c).alias(RAW_PREFIX + c) for c in raw]
     checks = [F.when(column(id_column).isNull(),
@@ -85,7 +105,7 @@ def _finish(df: DataFrame, source: str, one_row_per_id: bool, payload: list[Colu
     rows = rows.select("*", F.col("_problem.reason").alias("_reason"),
                        F.col("_problem.detail").alias("_detail"),
                        F.col("_problem.column").alias("_column")).drop("_problem")
-    return CheckedRows(rows, source, one_row_per_id, raw)
+    return CheckedRows(rows, source, one_row_per_id, raw, (id_column, *read))
 
 
 def _fmt(value: Column) -> Column:
@@ -109,7 +129,8 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
              inp.labels_column))
         # the raw column is the tag list: the intake collapses repeated tags (and counts them)
         payload = [ident, F.lit(None).cast("int").alias("_unit")]
-        checked = _finish(df, "labels", True, payload, problem, inp.id_column)
+        checked = _finish(df, "labels", True, payload, problem, inp.id_column,
+                          (inp.labels_column,))
         return dataclasses.replace(checked, labels_column=RAW_PREFIX + inp.labels_column)
     if inp.labels_format == "long":
         tag_type = _require(df, "labels", inp.tag_column, (T.StringType, T.IntegralType),
@@ -131,7 +152,8 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
                  F.concat(F.lit("class index "), _fmt(tag), F.lit(f" is outside 0..{k - 1}")),
                  inp.tag_column))
         payload = [ident, unit.cast("int").alias("_unit")]
-        checked = _finish(df, "labels", False, payload, problem, inp.id_column)
+        checked = _finish(df, "labels", False, payload, problem, inp.id_column,
+                          (inp.tag_column,))
         return dataclasses.replace(checked, labels_column="_unit")
     # onehot: one 0/1 or boolean column per class
     cells, checks = [], []
@@ -145,12 +167,12 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
                                 F.lit(" (must be 0/1 or true/false)")), name))
     classes = F.filter(F.array(*cells), lambda x: x.isNotNull())
     payload = [ident, F.lit(None).cast("int").alias("_unit"), classes.alias("_classes")]
-    return _finish(df, "labels", True, payload, _problem(*checks), inp.id_column)
+    return _finish(df, "labels", True, payload, _problem(*checks), inp.id_column, names)
 
 
 # ---- predictions -----------------------------------------------------------------------------
 
-def _probability_checks(values: Column, name: str) -> list:
+def _probability_checks(values: Column, name: str, names: tuple[str, ...]) -> list:
     def non_finite(p: Column) -> Column:
         return p.isNull() | F.isnan(p) | (F.abs(p) == float("inf"))
 
@@ -163,13 +185,19 @@ def _probability_checks(values: Column, name: str) -> list:
         indexed = F.transform(values, lambda p, i: F.struct(p.alias("p"), i.alias("i")))
         return F.filter(indexed, lambda s: rule(s.p))[0]
 
+    def which(element: Column) -> Column:
+        """The class by name, then its index: "class 'dog' (index 2)"."""
+        named = F.element_at(F.array(*[F.lit(n) for n in names]), element.i + 1) \
+            if names else F.lit(None).cast("string")
+        return F.concat(F.lit("class '"), F.coalesce(named, F.lit("?")), F.lit("' (index "),
+                        _fmt(element.i), F.lit(")"))
+
     bad, out = first(non_finite), first(outside)
     return [
         (F.exists(values, non_finite), "non_finite",
-         F.concat(F.lit("probability of class "), _fmt(bad.i), F.lit(" is "), _fmt(bad.p)),
-         name),
+         F.concat(F.lit("probability of "), which(bad), F.lit(" is "), _fmt(bad.p)), name),
         (F.exists(values, outside), "out_of_range",
-         F.concat(F.lit("probability of class "), _fmt(out.i), F.lit(" is "), _fmt(out.p),
+         F.concat(F.lit("probability of "), which(out), F.lit(" is "), _fmt(out.p),
                   F.lit(" (outside [0, 1] +- 1e-6)")), name),
     ]
 
@@ -205,15 +233,17 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
             (F.size(values) != k, "wrong_length",
              F.concat(F.lit("has "), F.size(values).cast("string"),
                       F.lit(f" probabilities, expected K={k}")), name),
-            *_probability_checks(values, name))
+            *_probability_checks(values, name, names))
         if inp.predictions_format == "array":
             # the raw column is the vector: no second copy through the shuffles and caches
             payload = [ident, F.lit(None).cast("int").alias("_unit")]
-            checked = _finish(df, "predictions", True, payload, problem, inp.id_column)
+            checked = _finish(df, "predictions", True, payload, problem, inp.id_column,
+                              (inp.predictions_column,))
             return dataclasses.replace(checked,
                                        probs_column=RAW_PREFIX + inp.predictions_column)
         payload = [ident, F.lit(None).cast("int").alias("_unit"), values.alias("_probs")]
-        return _finish(df, "predictions", True, payload, problem, inp.id_column)
+        return _finish(df, "predictions", True, payload, problem, inp.id_column,
+                       tuple(inp.prediction_prefix + n for n in names))
     class_type = _require(df, "predictions", inp.class_column, (T.StringType, T.IntegralType),
                           "a class name (string) or index (int)")
     cls, prob = column(inp.class_column), column(inp.prob_column)
@@ -232,4 +262,65 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
          F.concat(F.lit("probability "), _fmt(prob), F.lit(" is outside [0, 1] +- 1e-6")),
          inp.prob_column))
     payload = [ident, unit.cast("int").alias("_unit"), prob.cast(element).alias("_prob")]
-    return _finish(df, "predictions", False, payload, problem, inp.id_column)
+    return _finish(df, "predictions", False, payload, problem, inp.id_column,
+                   (inp.class_column, inp.prob_column))
+
+
+# ---- hints: the format a table looks like, when the configured one does not fit -------------
+
+def _is(data_type: T.DataType, *kinds: type) -> bool:
+    return isinstance(data_type, kinds)
+
+
+def fitting_formats(df: DataFrame, table: str, inp: InputConfig) -> list[str]:
+    """The formats whose columns `df` has (labels: array, long, onehot; predictions: array,
+    long, wide), judged by column names and types alone."""
+    types = {f.name: f.dataType for f in df.schema.fields}
+    others = [t for name, t in types.items() if name != inp.id_column]
+    fits = []
+    if table == "labels":
+        column_type = types.get(inp.labels_column)
+        if _is(column_type, T.ArrayType) and _is(column_type.elementType, T.IntegralType):
+            fits.append("array")
+        if _is(types.get(inp.tag_column), T.StringType, T.IntegralType):
+            fits.append("long")
+        if len(others) >= 2 and all(_is(t, T.BooleanType, T.IntegralType) for t in others):
+            fits.append("onehot")
+        return fits
+    column_type = types.get(inp.predictions_column)
+    if _is(column_type, T.ArrayType) and _is(column_type.elementType, T.FloatType,
+                                              T.DoubleType):
+        fits.append("array")
+    if (_is(types.get(inp.class_column), T.StringType, T.IntegralType)
+            and _is(types.get(inp.prob_column), T.FloatType, T.DoubleType)):
+        fits.append("long")
+    if len(others) >= 2 and all(_is(t, T.FloatType, T.DoubleType) for t in others):
+        fits.append("wide")
+    return fits
+
+
+def with_hint(error: InputError, labels: DataFrame, predictions: DataFrame,
+              config: AuditConfig) -> InputError:
+    """`error` (a table's column missing or of the wrong type) with the fix it suggests: the
+    format the table looks like, or, when every column of a wide or onehot table is read as
+    a class, naming the classes."""
+    if error.table not in ("labels", "predictions") or error.column is None:
+        return error
+    inp = config.input
+    df = labels if error.table == "labels" else predictions
+    configured = inp.labels_format if error.table == "labels" else inp.predictions_format
+    fits = [f for f in fitting_formats(df, error.table, inp) if f != configured]
+    if fits:
+        what = {"wide": " (one probability column per class, named by the class)",
+                "onehot": " (one 0/1 column per class, named by the class)"}.get(fits[0], "")
+        hint = (f"; the table looks like the {fits[0]} format{what}: set "
+                f"input.{error.table}_format={fits[0]}")
+    elif configured in ("wide", "onehot") and config.classes is None \
+            and config.classes_path is None and error.column != inp.id_column:
+        hint = ("; every column but the id is read as a class: name the classes with "
+                "classes or classes_path" + (", or give their columns a prefix "
+                                             "(input.prediction_prefix)"
+                                             if configured == "wide" else ""))
+    else:
+        return error
+    return InputError(error.table, error.column, error.rule + hint, error.example)

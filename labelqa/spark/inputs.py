@@ -28,7 +28,13 @@ from labelqa.core.thresholds import NUM_LIMBS
 from labelqa.errors import InputError
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
-from labelqa.spark.formats import labels_rows, prediction_element_type, predictions_rows
+from labelqa.spark.formats import (
+    input_id_type,
+    labels_rows,
+    prediction_element_type,
+    predictions_rows,
+    with_hint,
+)
 from labelqa.spark.intake import (
     RAW,
     as_array,
@@ -65,11 +71,16 @@ class JoinedInput:
     single_precision: bool
     id_type: T.DataType
     class_names: tuple[str, ...]
-    quarantine: DataFrame
+    rejected: DataFrame  # the quarantine table's rows plus `column` (the rule's column)
     labels: SourceCounts
     predictions: SourceCounts
     threshold_totals: dict[str, np.ndarray]
     persisted: tuple[DataFrame, ...] = field(default=())
+
+    @property
+    def quarantine(self) -> DataFrame:
+        """The rows of the quarantine table."""
+        return self.rejected.drop("column")
 
     def release(self) -> None:
         for df in self.persisted:
@@ -154,15 +165,14 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     for table, rows in (("labels", labels_in), ("predictions", predictions_in)):
         if rows == 0:
             raise InputError(table, None, "the table is empty: no rows to audit")
-    names = resolve(config, labels, predictions)
+    try:
+        names = resolve(config, labels, predictions)
+        checked_labels = labels_rows(labels, inp, names)
+        checked_predictions = predictions_rows(predictions, inp, names)
+    except InputError as error:  # a column missing or of the wrong type: suggest the fix
+        raise with_hint(error, labels, predictions, config) from None
     k = len(names)
-    checked_labels = labels_rows(labels, inp, names)
-    checked_predictions = predictions_rows(predictions, inp, names)
-    id_types = [c.rows.schema[bl.ID].dataType for c in (checked_labels, checked_predictions)]
-    if id_types[0] != id_types[1]:
-        raise InputError("predictions", inp.id_column, "must have the type of the labels "
-                         f"table's id ({id_types[0].simpleString()}), found "
-                         f"{id_types[1].simpleString()}")
+    run_id_type = input_id_type(labels, predictions, inp)
     single = isinstance(prediction_element_type(predictions, inp, names), T.FloatType)
     empty_when_unlabeled = inp.labels_format == "long" and inp.unlabeled_ids == "empty"
     tagged = tagged_rows(checked_labels, rules.LABELS).unionByName(
@@ -189,14 +199,8 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     try:
         found = statistics(intake)
         label_counts, prediction_counts, num_rows = _counts(found, (labels_in, predictions_in))
-        quarantine = _quarantine_rows(intake)
-        _apply_policy(config, quarantine, label_counts, prediction_counts)
         _check_accounting(label_counts, prediction_counts, num_rows, inp.labels_format,
                           inp.predictions_format, inp.unlabeled_ids)
-        if num_rows == 0:
-            raise InputError("labels", None, "no rows left to audit after the checks "
-                             f"(quarantined: labels {label_counts.quarantined}, predictions "
-                             f"{prediction_counts.quarantined})")
     except Exception:
         intake.unpersist()
         raise
@@ -205,33 +209,72 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
         "given_limbs": as_array(found, "given_limbs", (NUM_LIMBS, k)),
         "not_given_limbs": as_array(found, "not_given_limbs", (NUM_LIMBS, k))}
     examples = intake.filter(F.col("kind") == bl.BLOCK).select("block")
-    return JoinedInput(examples, num_rows, k, single, id_types[0], names,
-                       quarantine.drop("column"), label_counts, prediction_counts,
+    return JoinedInput(examples, num_rows, k, single, run_id_type, names,
+                       _quarantine_rows(intake), label_counts, prediction_counts,
                        threshold_totals, (intake,))
 
 
-def _apply_policy(config: AuditConfig, quarantine: DataFrame, labels: SourceCounts,
-                  predictions: SourceCounts) -> None:
-    if config.validation.on_bad_rows == "fail" and (labels.quarantined or
-                                                     predictions.quarantined):
+#: Reasons that only say a row's partner row in the other table was rejected or absent.
+CONSEQUENCES = ("missing_prediction", "missing_labels")
+
+
+def _own_faults(counts: SourceCounts) -> int:
+    return sum(n for reason, n in counts.reasons.items() if reason not in CONSEQUENCES)
+
+
+def _by_blame(joined: JoinedInput) -> list[tuple[str, SourceCounts]]:
+    """The tables, the one whose rows broke the most rules themselves first (labels first on
+    a tie): its rows are the cause, the other table's `missing_*` rows the consequence."""
+    sources = [("labels", joined.labels), ("predictions", joined.predictions)]
+    return sorted(sources, key=lambda pair: -_own_faults(pair[1]))
+
+
+def _dominant_reason(counts: SourceCounts) -> str:
+    """The most frequent reason of a table's quarantined rows, its own faults first."""
+    return min(counts.reasons, key=lambda r: (r in CONSEQUENCES, -counts.reasons[r], r))
+
+
+def _example(joined: JoinedInput, source: str, reason: str):
+    """The quarantined row of `source` with `reason` that has the least id (one small job on
+    the intake's cache)."""
+    return (joined.rejected.filter((F.col("source") == source) & (F.col("reason") == reason))
+            .orderBy(F.col("id").asc_nulls_first()).first())
+
+
+def stop_error(config: AuditConfig, joined: JoinedInput) -> InputError | None:
+    """Why the bad rows stop this run, if they do (raised once the quarantine table is
+    written): the first bad row under `validation.on_bad_rows=fail`, no row left to audit,
+    or more than `validation.max_bad_fraction` bad rows in a table."""
+    if not (joined.labels.quarantined or joined.predictions.quarantined):
+        return None
+    if config.validation.on_bad_rows == "fail":
         # a row's own fault first; "its partner was rejected" only explains the consequence
-        consequence = F.col("reason").isin("missing_prediction", "missing_labels")
-        first = quarantine.orderBy(consequence, F.col("id").asc_nulls_first(), "source",
-                                   "reason").first()
-        raise InputError(first["source"], first["column"], f"{first['reason']}: "
-                         f"{first['detail']} (validation.on_bad_rows=fail)", first["id"])
-
-
-def bad_fraction_error(config: AuditConfig, joined: JoinedInput) -> InputError | None:
-    """The error to raise once the quarantine table is written, if too many rows are bad."""
+        consequence = F.col("reason").isin(*CONSEQUENCES)
+        first = joined.rejected.orderBy(consequence, F.col("id").asc_nulls_first(), "source",
+                                        "reason").first()
+        return InputError(first["source"], first["column"], f"{first['reason']}: "
+                          f"{first['detail']} (validation.on_bad_rows=fail)", first["id"])
+    if joined.num_rows == 0:
+        source, counts = _by_blame(joined)[0]
+        reason = _dominant_reason(counts)
+        example = _example(joined, source, reason)
+        return InputError(source, example["column"], "no rows left to audit after the "
+                          f"checks: {counts.reasons[reason]} of {counts.rows} rows are "
+                          f"{reason}, e.g. {example['detail']} (quarantined: labels "
+                          f"{joined.labels.quarantined}, predictions "
+                          f"{joined.predictions.quarantined}; see the quarantine table)",
+                          example["id"])
     limit = config.validation.max_bad_fraction
-    for source, counts in (("labels", joined.labels), ("predictions", joined.predictions)):
+    for source, counts in _by_blame(joined):
         if counts.rows and counts.quarantined / counts.rows > limit:
             reasons = ", ".join(f"{r}={n}" for r, n in counts.reasons.items())
+            reason = _dominant_reason(counts)
+            example = _example(joined, source, reason)
             return InputError(source, None, f"{counts.quarantined} of {counts.rows} rows "
                               f"({counts.quarantined / counts.rows:.1%}) are bad, more than "
-                              f"validation.max_bad_fraction={limit} ({reasons}); see the "
-                              "quarantine table")
+                              f"validation.max_bad_fraction={limit} ({reasons}); most often "
+                              f"{reason}: {example['detail']}; see the quarantine table",
+                              example["id"])
     return None
 
 

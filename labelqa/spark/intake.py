@@ -38,7 +38,9 @@ def tagged_rows(checked: CheckedRows, source: int) -> DataFrame:
     `row_json` only for rows that end quarantined; array predictions' vector is read from it.
     """
     rows = checked.rows
-    raw = [column(RAW_PREFIX + c) for c in checked.raw_columns]
+    # a row repeated with other values only in columns the audit does not read (an annotator
+    # column, say) is the same row: it collapses, as a repeated tag does in the array format
+    content = [column(RAW_PREFIX + c) for c in checked.content_columns]
     # every column costs per row in the exchange, the sort and the Arrow conversion (measured
     # at 1M x 40: the label side's narrow rows converted as slowly as the wide prediction
     # rows): a one-row-per-id table has no class column, the rule broken is one string
@@ -48,7 +50,7 @@ def tagged_rows(checked: CheckedRows, source: int) -> DataFrame:
         PROBLEM_SEPARATOR, *[F.coalesce(F.col(c), F.lit("")) for c in PROBLEM_PARTS]))
     return rows.select(
         F.lit(source).cast("byte").alias("_source"), bl.ID, *unit, *payload,
-        F.xxhash64(*raw).alias("_fingerprint"), problem.alias("_problem"),
+        F.xxhash64(*content).alias("_fingerprint"), problem.alias("_problem"),
         F.struct(*[column(RAW_PREFIX + c).alias(c) for c in checked.raw_columns])
         .alias(RAW[source]))
 

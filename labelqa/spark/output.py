@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from labelqa.errors import InputError
 
 TABLES = ("examples", "class_issues", "classes", "summary", "quarantine")
 
@@ -77,6 +80,49 @@ def discard(spark: SparkSession, path: str) -> None:
     fs, target = _fs(spark, path)
     if fs.exists(target):
         fs.delete(target, True)
+
+
+#: The tables whose `id` column has the input's id type (`quarantine.id` is always a string).
+ID_TABLES = ("examples", "class_issues")
+
+
+def written_id_types(spark: SparkSession, output: str, dataset: str, run_date: str
+                     ) -> dict[str, T.DataType]:
+    """The id type of every dataset already under `output`, by dataset, leaving out the
+    partition this run replaces (one partition per dataset is read: schema only)."""
+    fs, pattern = _fs(spark, f"{table_path(output, 'examples')}/dataset=*/run_date=*")
+    partitions: dict[str, str] = {}
+    for status in fs.globStatus(pattern) or []:
+        path = status.getPath()
+        name, date = path.getParent().getName(), path.getName()
+        found = name.split("=", 1)[1]
+        if status.isDirectory() and (found, date.split("=", 1)[1]) != (dataset, run_date):
+            partitions.setdefault(found, str(path.toString()))
+    types = {}
+    for found, path in sorted(partitions.items()):
+        try:
+            schema = spark.read.parquet(path).schema
+        except Exception:  # noqa: BLE001 - an empty or foreign directory holds no id type
+            continue
+        if "id" in schema.fieldNames():
+            types[found] = schema["id"].dataType
+    return types
+
+
+def refuse_other_id_type(spark: SparkSession, output: str, dataset: str, run_date: str,
+                         id_type: T.DataType, id_column: str) -> None:
+    """One id type per output directory: Spark (and `register`, `report`, spark-sql) reads
+    each table with one schema, so a dataset with the other type would make every dataset's
+    rows unreadable. Checked before anything is written."""
+    for found, existing in written_id_types(spark, output, dataset, run_date).items():
+        if existing != id_type:
+            raise InputError(
+                "labels", id_column,
+                f"the ids are {id_type.simpleString()}, but the output directory already "
+                f"holds dataset {found!r} with {existing.simpleString()} ids, and every "
+                f"dataset of one output directory needs the same id type ({', '.join(ID_TABLES)}"
+                f" are read with one schema): use another --output for this dataset, or cast "
+                f"its ids to {existing.simpleString()}")
 
 
 def manifest_path(output: str, dataset: str, run_date: str) -> str:

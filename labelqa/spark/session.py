@@ -7,6 +7,9 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from labelqa.config import redact_setting
+from labelqa.errors import ConfigError, LabelqaError
+
 #: Settings labelqa applies unless the config's `spark.conf` says otherwise.
 DEFAULT_SPARK_CONF = {
     # local mode runs the executors in the driver JVM too; labelqa's caches live on disk
@@ -19,6 +22,43 @@ DEFAULT_SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.showConsoleProgress": "false",
 }
+
+
+#: Spark loggers that print a Java stack trace (or a warning per query) on a normal run or a
+#: normal error, and the level they are kept at without --verbose: FileStreamSink traces
+#: every read of a path that does not exist yet (the first run's history, a wrong --labels
+#: path, which labelqa reports in one line); a failed task (a corrupt input file, reported in
+#: one line too) is traced by the executor (local mode: in this JVM) and by "Lost task".
+QUIET_LOGGERS = {
+    "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink": "ERROR",
+    "org.apache.spark.sql.execution.streaming.FileStreamSink": "ERROR",
+    "org.apache.spark.sql.execution.window.WindowExec": "ERROR",
+    "org.apache.spark.scheduler.TaskSetManager": "ERROR",
+    "org.apache.spark.executor.Executor": "OFF",
+}
+
+
+def set_log_level(spark: SparkSession, verbose: bool) -> None:
+    """Spark's own log: warnings and errors without Java stack traces; with --verbose
+    everything from INFO (labelqa's stage lines are its own logger's)."""
+    spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    for name, quiet in QUIET_LOGGERS.items():
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.getLevel(
+            "INFO" if verbose else quiet))
+
+
+def _gateway_error(conf: dict[str, str]) -> LabelqaError:
+    """Spark's JVM exited before it started: a setting it could not take (Java's own message
+    is above on stderr), or no Java."""
+    if conf:
+        settings = ", ".join(f"spark.conf.{key}={redact_setting(key, value)}"
+                             for key, value in conf.items())
+        return ConfigError(f"spark.conf: Spark's JVM did not start with these settings: "
+                           f"{settings} (Java's message is above); correct or remove the "
+                           "one it names")
+    return LabelqaError("Spark's JVM did not start (Java's message is above): labelqa needs "
+                        "Java 17, as JAVA_HOME or java on PATH")
 
 
 def under_spark_submit() -> bool:
@@ -45,8 +85,15 @@ def build_session(master: str | None = None, conf: dict[str, str] | None = None,
         settings["spark.ui.showConsoleProgress"] = "true"
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")  # stage lines are labelqa's; --verbose turns INFO on
+    try:
+        spark = builder.getOrCreate()
+    except Exception as error:  # noqa: BLE001 - PySparkRuntimeError of a JVM that never started
+        condition = getattr(error, "getCondition", None) or getattr(error, "getErrorClass",
+                                                                     lambda: None)
+        if condition() != "JAVA_GATEWAY_EXITED":
+            raise
+        raise _gateway_error(conf or {}) from None
+    set_log_level(spark, verbose=False)
     for key, value in settings.items():  # an already running session takes them too
         if not key.startswith("spark.ui.") and spark.conf.isModifiable(key):
             spark.conf.set(key, value)
