@@ -9,6 +9,7 @@ Allowed differences are the contract's: rows tied with a cut-off's sort key may 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -549,3 +550,28 @@ def test_inputs_are_not_modified():
     dataset.multilabel_health_summary(labels, probs, verbose=False)
     assert labels == sample.label_lists
     np.testing.assert_array_equal(probs, sample.probs)
+
+
+@pytest.mark.parametrize("module, theirs, name", [
+    (filter, cl_filter, "find_label_issues"),
+    (filter, cl_filter, "find_multilabel_issues_per_class"),
+    (rank, cl_rank, "get_label_quality_scores"),
+    (rank, cl_rank, "get_label_quality_scores_per_class"),
+    (dataset, cl_dataset, "common_multilabel_issues"),
+    (dataset, cl_dataset, "rank_classes_by_multilabel_quality"),
+    (dataset, cl_dataset, "overall_multilabel_health_score"),
+    (dataset, cl_dataset, "multilabel_health_summary"),
+])
+def test_signatures_are_cleanlabs(module, theirs, name):
+    import inspect
+
+    ours = inspect.signature(getattr(module, name)).parameters
+    reference = inspect.signature(getattr(theirs, name)).parameters
+    assert list(ours) == list(reference)
+    for parameter, expected in reference.items():
+        assert ours[parameter].kind == expected.kind, parameter
+        default = ours[parameter].default
+        # cleanlab's common_multilabel_issues declares `labels=list` (the type, a typo)
+        expected_default = None if expected.default is list else expected.default
+        assert (dict(default) if isinstance(default, Mapping) else default) == \
+            expected_default, parameter
