@@ -58,8 +58,9 @@ def find_label_issues(labels: Any, pred_probs: Any, return_indices_ranked_by: st
     prune filters; `confident_joint` (K, 2, 2), e.g. from
     `cleanlab.count.compute_confident_joint(..., multi_label=True)`, replaces the estimated
     joint for them. `low_memory=True` is cleanlab's approximate mini-batch estimate: it ignores
-    `filter_by`, `frac_noise`, `num_to_remove_per_class`, `min_examples_per_class` and
-    `confident_joint` (with a warning each), as cleanlab does. `n_jobs` and `verbose` are
+    `filter_by`, `frac_noise`, `num_to_remove_per_class` and `min_examples_per_class` with a
+    warning each, as cleanlab does, and `confident_joint` too (cleanlab raises an ambiguous
+    truth-value error for one). `n_jobs` and `verbose` are
     accepted and change nothing.
 
     Raises ValueError for a class annotated on every example ("Labels must contain at least 2
