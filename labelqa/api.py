@@ -62,6 +62,7 @@ class RunReport:
     status: str = "succeeded"
     gates_failed: list[str] = dataclasses.field(default_factory=list)
     comparison: str = ""
+    separation_warning: str | None = None  # the model separates the tags weakly
 
 
 def audit_dataframes(spark: SparkSession, labels: DataFrame, predictions: DataFrame,
@@ -105,6 +106,8 @@ def summary_frame(spark: SparkSession, joined: JoinedInput, tables: AuditTables,
         "predictions_quarantined": joined.predictions.quarantined,
         "predictions_collapsed": joined.predictions.collapsed,
         "repeated_tags_collapsed": joined.labels.repeated_tags,
+        "separation_auc": tables.separation.mean_auc,
+        "weak_separation_classes": int(tables.separation.weak.sum()),
         "quarantined_by_reason": quarantine_reasons(joined),
         "filter_by": config.issues.filter_by,
         "config_json": config.to_json(),
@@ -118,6 +121,7 @@ def summary_frame(spark: SparkSession, joined: JoinedInput, tables: AuditTables,
               "labels_quarantined long, labels_collapsed long, predictions_rows long, "
               "predictions_audited long, predictions_quarantined long, "
               "predictions_collapsed long, repeated_tags_collapsed long, "
+              "separation_auc double, weak_separation_classes int, "
               "quarantined_by_reason map<string, long>, "
               "filter_by string, config_json string, labelqa_version string, "
               "spark_version string, started_at timestamp, finished_at timestamp")
@@ -216,7 +220,9 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                                                                   run.run_date),
                        status, failures, comparison.describe(tables.overall_health_score,
                                                              tables.num_label_issues,
-                                                             run.run_date))
+                                                             run.run_date),
+                       tables.separation.warning(tables.class_names,
+                                                 tables.num_label_issues / joined.num_rows))
     append_run(spark, output, run.dataset, {
         "run_id": run.run_id, "run_date": run.run_date, "status": status,
         "num_examples": joined.num_rows, "num_classes": joined.num_classes,

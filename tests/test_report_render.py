@@ -29,7 +29,7 @@ SCRIPT_ID = "<script>alert('x')</script>"
 SECTIONS = ["summary", "noise", "scores", "joint", "worst", "change"]
 JOINT_FIELDS = ["num_given", "threshold_given", "threshold_not_given", "cj_given_given",
                 "cj_given_not", "cj_not_given", "cj_not_not", "label_issues",
-                "inverse_label_issues"]
+                "inverse_label_issues", "separation_auc"]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
 
@@ -116,7 +116,8 @@ def _class(index: int, name: str, noise: float, inverse: float, **overrides) -> 
                   cj_given_given=90 + index, cj_given_not=7 * index, cj_not_given=3 + index,
                   cj_not_not=800 - index, label_issues=4 * index, inverse_label_issues=index,
                   label_noise=noise, inverse_label_noise=inverse,
-                  label_quality_score=1.0 - noise, note=None)
+                  label_quality_score=1.0 - noise, note=None,
+                  separation_auc=0.95 - index / 10)
     values.update(overrides)
     return ClassRow(**values)
 
@@ -229,6 +230,24 @@ def test_summary_numbers_and_run_facts(doc, data):
     for fact in (data.dataset, "2026-11-27", "run-7", "succeeded", data.generated_at,
                  "prune_by_noise_rate", "self_confidence", "0.8017"):
         assert fact in text
+
+
+def test_a_weak_model_is_shown_with_what_to_do(data):
+    weak = parse(render_html(dataclasses.replace(data, separation_auc=0.6123)))
+    values = {e.attrs["data-field"]: e.attrs["data-value"]
+              for e in weak.with_attr("data-field", section="summary")}
+    assert values["separation_auc"] == repr(0.6123)
+    warning = weak.find("p", "summary", id="weak-separation")
+    # the classes' AUCs are 0.95, 0.85, 0.75, 0.65, 0.55: two below 0.75
+    assert warning[0].text == (
+        "Weak model: its probabilities separate given from absent tags with a mean AUC of "
+        "0.612, below 0.75 (2 of 5 classes below; see the AUC column of the confident joint). "
+        "With a weak model most flags are the model's errors, not annotation errors. Use "
+        "better out-of-sample predictions (a stronger model, cross-validated with more "
+        "folds), or issues.filter_by=confident_learning, which flags less.")
+    good = parse(render_html(dataclasses.replace(data, separation_auc=0.75)))
+    assert not good.find("p", "summary", id="weak-separation")
+    assert "0.750" in _section_text(good, "summary")
 
 
 # ---------------------------------------------------------------- noise chart
