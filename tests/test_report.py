@@ -15,7 +15,7 @@ from labelqa import api
 from labelqa.cli import main
 from labelqa.report.gather import HISTOGRAM_BINS
 from tests.conftest import RUN_DATES
-from tests.test_report_render import Collector, parse
+from tests.test_report_render import Collector, browser_layout, parse
 
 GENERATED_AT = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.timezone.utc)
 
@@ -203,3 +203,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (1280, 2600)
     assert len(png) > 50_000  # a rendered page, not a blank one
+    # the confident joint's last column is inside the 1280 px window, no id is broken
+    layout = browser_layout(path.read_text(encoding="utf-8"), tmp_path)
+    assert layout["joint_scroll"] == 0 and layout["joint_right"] <= layout["viewport"] == 1280
+    assert layout["id_lines"] and set(layout["id_lines"]) == {1}

@@ -4,10 +4,14 @@ cases, read back with the standard library's HTMLParser (no Spark)."""
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -529,3 +533,53 @@ def test_inputs_are_not_mutated(data):
 def test_negative_limits_are_refused(data):
     with pytest.raises(ValueError):
         render_html(data, max_classes=-1)
+
+
+# ---------------------------------------------------------------- layout in a real browser
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+#: measured by the browser after layout: what overflows the 1280 px window, and which ids wrap
+_MEASURE = """<script>
+addEventListener('load', () => {
+  const joint = document.querySelector('#joint table');
+  const ids = [...document.querySelectorAll('td.id')].map(td => {
+    const range = document.createRange(); range.selectNodeContents(td);
+    return range.getClientRects().length; });
+  document.body.setAttribute('data-layout', JSON.stringify({
+    viewport: document.documentElement.clientWidth,
+    joint_right: joint.getBoundingClientRect().right,
+    joint_scroll: joint.parentElement.scrollWidth - joint.parentElement.clientWidth,
+    id_lines: ids}));
+});
+</script>"""
+
+
+def browser_layout(document: str, directory: Path) -> dict[str, object]:
+    """The report's layout in headless Chromium at 1280 px (raises when there is none)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed (.ci/run installs it)"
+    page = directory / "measured.html"
+    page.write_text(document.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={directory / 'profile'}",
+                          "--window-size=1280,2600", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return json.loads(html.unescape(parse(dom.stdout).find("body")[0].attrs["data-layout"]))
+
+
+@pytest.mark.slow
+def test_at_1280_px_the_joint_table_fits_and_ids_do_not_wrap(data, tmp_path):
+    many = tuple(_class(i, f"a rather long class name {i}", 0.01, 0.02,
+                        note="annotated on every example: nothing to compare against; "
+                             "not judged" if i == 3 else None) for i in range(30))
+    worst = (WorstExample(1, "3f2b9c1e-5d4a-4e8b-9f00-1234567890ab", 0.01, ("cat",), (),
+                          "cat unlikely"),
+             WorstExample(2, "YAL001C-with-a-suffix", 0.02, ("cat",), (), "cat unlikely"))
+    document = render_html(dataclasses.replace(data, classes=many, num_classes=30,
+                                               worst=worst))
+    layout = browser_layout(document, tmp_path)
+    assert layout["viewport"] == 1280
+    assert layout["joint_scroll"] == 0 and layout["joint_right"] <= 1280
+    assert layout["id_lines"] == [1, 1]

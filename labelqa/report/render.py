@@ -71,9 +71,13 @@ th, td {{ border: 1px solid #e3e3e3; padding: 4px 8px; text-align: left;
 thead th {{ background: #f6f6f6; font-weight: 600; }}
 td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums;
   white-space: nowrap; }}
-td.name {{ overflow-wrap: break-word; max-width: 260px; }}
+/* header words wrap (numbers never do) so that the 12 columns of the confident joint fit in
+   the 1200 px main column of a 1280 px window */
+thead th.num {{ white-space: normal; }}
+td.name {{ overflow-wrap: anywhere; max-width: 200px; }}
 td.text {{ overflow-wrap: break-word; }}
-td.id {{ overflow-wrap: break-word; max-width: 180px; }}
+td.id {{ white-space: nowrap; }}  /* an id is read and copied whole */
+td.note {{ min-width: 140px; }}
 .scroll {{ overflow-x: auto; }}
 td.note {{ color: #666; font-size: .8rem; }}
 .tag {{ display: inline-block; margin: 1px 2px; padding: 0 6px; border-radius: 3px;
