@@ -17,7 +17,13 @@ from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
 from labelqa.spark.formats import input_id_type
 from labelqa.spark.history import append_run, compare_with_previous
-from labelqa.spark.inputs import JoinedInput, join_inputs, read_parquet, stop_error
+from labelqa.spark.inputs import (
+    JoinedInput,
+    check_schemas,
+    join_inputs,
+    read_parquet,
+    stop_error,
+)
 from labelqa.spark.output import (
     TABLES,
     discard,
@@ -168,6 +174,7 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
         with stages.stage("read and check inputs") as info:
             labels = read_parquet(spark, labels_path, "labels")
             predictions = read_parquet(spark, predictions_path, "predictions")
+            check_schemas(labels, predictions, config)  # both tables' problems, no job yet
             refuse_other_id_type(spark, output, run.dataset, run.run_date,
                                  input_id_type(labels, predictions, config.input),
                                  config.input.id_column)
