@@ -67,7 +67,8 @@ def test_summary_numbers_are_the_summary_table(report, tables):
         "num_examples": "1500", "num_classes": "10",
         "num_label_issues": str(summary["num_label_issues"]),
         "overall_health_score": repr(float(summary["overall_health_score"])),
-        "rows_quarantined": "0"}
+        "rows_quarantined": "0", "separation_auc": repr(float(summary["separation_auc"]))}
+    assert not doc.find("p", "summary", id="weak-separation")  # the sample's model is good
 
 
 def test_noise_chart_is_the_classes_table(report, tables):
@@ -89,7 +90,7 @@ def test_confident_joint_table_is_the_classes_table(report, tables):
     cells = doc.with_attr("data-field", "td", "joint")
     fields = ("num_given", "threshold_given", "threshold_not_given", "cj_given_given",
               "cj_given_not", "cj_not_given", "cj_not_not", "label_issues",
-              "inverse_label_issues")
+              "inverse_label_issues", "separation_auc")
     got = [(c.attrs["data-field"], c.attrs["data-value"]) for c in cells]
     expected = [(f, repr(float(row[f])) if isinstance(row[f], float) else str(row[f]))
                 for _, row in classes.iterrows() for f in fields]

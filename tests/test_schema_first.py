@@ -76,11 +76,10 @@ def test_an_unknown_tag_names_the_class_it_resembles(spark, tmp_path, capsys):
     details = {row["detail"] for row in spark.read.parquet(str(tmp_path / "out" / "quarantine"))
                .filter("reason = 'unknown_class'").collect()}
     hint = "; it resembles the class 'energy'"
-    # an example is quarantined whole: its other tag rows quote the rejected one
-    assert details == {
-        f"tag 'enrgy' is not one of the classes{hint}",
-        f"another row of this id was rejected: tag 'enrgy' is not one of the classes{hint}",
-        f"tag 'Energy' is not one of the classes{hint}",
-        f"another row of this id was rejected: tag 'Energy' is not one of the classes{hint}",
-        "tag 'zebra' is not one of the classes",
-        "another row of this id was rejected: tag 'zebra' is not one of the classes"}
+    expected = set()
+    for row, (tag, said) in enumerate((("enrgy", hint), ("Energy", hint), ("zebra", ""))):
+        expected.add(f"tag '{tag}' is not one of the classes{said}")
+        if SAMPLE.given[row].any():  # an example is quarantined whole: its other tag rows
+            expected.add("another row of this id was rejected: "  # quote the rejected one
+                         f"tag '{tag}' is not one of the classes{said}")
+    assert len(expected) > 3 and details == expected
