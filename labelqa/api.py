@@ -17,7 +17,13 @@ from labelqa.progress import StageLog, log, redact_uri
 from labelqa.spark.audit import AuditTables, run_audit
 from labelqa.spark.formats import input_id_type
 from labelqa.spark.history import append_run, compare_with_previous
-from labelqa.spark.inputs import JoinedInput, join_inputs, read_parquet, stop_error
+from labelqa.spark.inputs import (
+    JoinedInput,
+    check_schemas,
+    join_inputs,
+    read_parquet,
+    stop_error,
+)
 from labelqa.spark.output import (
     TABLES,
     discard,
@@ -62,6 +68,7 @@ class RunReport:
     status: str = "succeeded"
     gates_failed: list[str] = dataclasses.field(default_factory=list)
     comparison: str = ""
+    separation_warning: str | None = None  # the model separates the tags weakly
 
 
 def audit_dataframes(spark: SparkSession, labels: DataFrame, predictions: DataFrame,
@@ -105,6 +112,8 @@ def summary_frame(spark: SparkSession, joined: JoinedInput, tables: AuditTables,
         "predictions_quarantined": joined.predictions.quarantined,
         "predictions_collapsed": joined.predictions.collapsed,
         "repeated_tags_collapsed": joined.labels.repeated_tags,
+        "separation_auc": tables.separation.mean_auc,
+        "weak_separation_classes": int(tables.separation.weak.sum()),
         "quarantined_by_reason": quarantine_reasons(joined),
         "filter_by": config.issues.filter_by,
         "config_json": config.to_json(),
@@ -118,6 +127,7 @@ def summary_frame(spark: SparkSession, joined: JoinedInput, tables: AuditTables,
               "labels_quarantined long, labels_collapsed long, predictions_rows long, "
               "predictions_audited long, predictions_quarantined long, "
               "predictions_collapsed long, repeated_tags_collapsed long, "
+              "separation_auc double, weak_separation_classes int, "
               "quarantined_by_reason map<string, long>, "
               "filter_by string, config_json string, labelqa_version string, "
               "spark_version string, started_at timestamp, finished_at timestamp")
@@ -164,6 +174,7 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
         with stages.stage("read and check inputs") as info:
             labels = read_parquet(spark, labels_path, "labels")
             predictions = read_parquet(spark, predictions_path, "predictions")
+            check_schemas(labels, predictions, config)  # both tables' problems, no job yet
             refuse_other_id_type(spark, output, run.dataset, run.run_date,
                                  input_id_type(labels, predictions, config.input),
                                  config.input.id_column)
@@ -216,7 +227,9 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                                                                   run.run_date),
                        status, failures, comparison.describe(tables.overall_health_score,
                                                              tables.num_label_issues,
-                                                             run.run_date))
+                                                             run.run_date),
+                       tables.separation.warning(tables.class_names,
+                                                 tables.num_label_issues / joined.num_rows))
     append_run(spark, output, run.dataset, {
         "run_id": run.run_id, "run_date": run.run_date, "status": status,
         "num_examples": joined.num_rows, "num_classes": joined.num_classes,

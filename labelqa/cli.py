@@ -186,6 +186,8 @@ def _print_report(report) -> None:
     print(f"outputs: {redact_uri(report.output)} (dataset={report.dataset}, "
           f"run_date={report.run_date})")
     print(f"manifest: {redact_uri(report.manifest)} (status {report.status})")
+    if report.separation_warning is not None:
+        print(f"labelqa: warning: {report.separation_warning}", file=sys.stderr)
 
 
 def _demo(args: argparse.Namespace) -> int:

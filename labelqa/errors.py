@@ -30,6 +30,20 @@ class InputError(LabelqaError):
         super().__init__(message)
 
 
+class SchemaErrors(InputError):
+    """Both tables' schema problems at once: the user fixes them in one go (exit 2)."""
+
+    def __init__(self, errors: list[InputError]):
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.table, first.column, first.rule, first.example)
+        self.args = (f"{len(errors)} schema problems: "
+                     + "; and ".join(str(error) for error in errors),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 class GateFailed(LabelqaError):
     """A configured quality gate failed; the outputs and the manifest are written (exit 3)."""
 

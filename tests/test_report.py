@@ -15,7 +15,7 @@ from labelqa import api
 from labelqa.cli import main
 from labelqa.report.gather import HISTOGRAM_BINS
 from tests.conftest import RUN_DATES
-from tests.test_report_render import Collector, parse
+from tests.test_report_render import Collector, browser_layout, parse
 
 GENERATED_AT = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.timezone.utc)
 
@@ -67,7 +67,8 @@ def test_summary_numbers_are_the_summary_table(report, tables):
         "num_examples": "1500", "num_classes": "10",
         "num_label_issues": str(summary["num_label_issues"]),
         "overall_health_score": repr(float(summary["overall_health_score"])),
-        "rows_quarantined": "0"}
+        "rows_quarantined": "0", "separation_auc": repr(float(summary["separation_auc"]))}
+    assert not doc.find("p", "summary", id="weak-separation")  # the sample's model is good
 
 
 def test_noise_chart_is_the_classes_table(report, tables):
@@ -89,7 +90,7 @@ def test_confident_joint_table_is_the_classes_table(report, tables):
     cells = doc.with_attr("data-field", "td", "joint")
     fields = ("num_given", "threshold_given", "threshold_not_given", "cj_given_given",
               "cj_given_not", "cj_not_given", "cj_not_not", "label_issues",
-              "inverse_label_issues")
+              "inverse_label_issues", "separation_auc")
     got = [(c.attrs["data-field"], c.attrs["data-value"]) for c in cells]
     expected = [(f, repr(float(row[f])) if isinstance(row[f], float) else str(row[f]))
                 for _, row in classes.iterrows() for f in fields]
@@ -203,3 +204,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (1280, 2600)
     assert len(png) > 50_000  # a rendered page, not a blank one
+    # the confident joint's last column is inside the 1280 px window, no id is broken
+    layout = browser_layout(path.read_text(encoding="utf-8"), tmp_path)
+    assert layout["joint_scroll"] == 0 and layout["joint_right"] <= layout["viewport"] == 1280
+    assert layout["id_lines"] and set(layout["id_lines"]) == {1}

@@ -4,10 +4,14 @@ cases, read back with the standard library's HTMLParser (no Spark)."""
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +33,7 @@ SCRIPT_ID = "<script>alert('x')</script>"
 SECTIONS = ["summary", "noise", "scores", "joint", "worst", "change"]
 JOINT_FIELDS = ["num_given", "threshold_given", "threshold_not_given", "cj_given_given",
                 "cj_given_not", "cj_not_given", "cj_not_not", "label_issues",
-                "inverse_label_issues"]
+                "inverse_label_issues", "separation_auc"]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
 
@@ -116,7 +120,8 @@ def _class(index: int, name: str, noise: float, inverse: float, **overrides) -> 
                   cj_given_given=90 + index, cj_given_not=7 * index, cj_not_given=3 + index,
                   cj_not_not=800 - index, label_issues=4 * index, inverse_label_issues=index,
                   label_noise=noise, inverse_label_noise=inverse,
-                  label_quality_score=1.0 - noise, note=None)
+                  label_quality_score=1.0 - noise, note=None,
+                  separation_auc=0.95 - index / 10)
     values.update(overrides)
     return ClassRow(**values)
 
@@ -229,6 +234,24 @@ def test_summary_numbers_and_run_facts(doc, data):
     for fact in (data.dataset, "2026-11-27", "run-7", "succeeded", data.generated_at,
                  "prune_by_noise_rate", "self_confidence", "0.8017"):
         assert fact in text
+
+
+def test_a_weak_model_is_shown_with_what_to_do(data):
+    weak = parse(render_html(dataclasses.replace(data, separation_auc=0.6123)))
+    values = {e.attrs["data-field"]: e.attrs["data-value"]
+              for e in weak.with_attr("data-field", section="summary")}
+    assert values["separation_auc"] == repr(0.6123)
+    warning = weak.find("p", "summary", id="weak-separation")
+    # the classes' AUCs are 0.95, 0.85, 0.75, 0.65, 0.55: two below 0.75
+    assert warning[0].text == (
+        "Weak model: its probabilities separate given from absent tags with a mean AUC of "
+        "0.612, below 0.75 (2 of 5 classes below; see the AUC column of the confident joint). "
+        "With a weak model most flags are the model's errors, not annotation errors. Use "
+        "better out-of-sample predictions (a stronger model, cross-validated with more "
+        "folds), or issues.filter_by=confident_learning, which flags less.")
+    good = parse(render_html(dataclasses.replace(data, separation_auc=0.75)))
+    assert not good.find("p", "summary", id="weak-separation")
+    assert "0.750" in _section_text(good, "summary")
 
 
 # ---------------------------------------------------------------- noise chart
@@ -510,3 +533,53 @@ def test_inputs_are_not_mutated(data):
 def test_negative_limits_are_refused(data):
     with pytest.raises(ValueError):
         render_html(data, max_classes=-1)
+
+
+# ---------------------------------------------------------------- layout in a real browser
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+#: measured by the browser after layout: what overflows the 1280 px window, and which ids wrap
+_MEASURE = """<script>
+addEventListener('load', () => {
+  const joint = document.querySelector('#joint table');
+  const ids = [...document.querySelectorAll('td.id')].map(td => {
+    const range = document.createRange(); range.selectNodeContents(td);
+    return range.getClientRects().length; });
+  document.body.setAttribute('data-layout', JSON.stringify({
+    viewport: document.documentElement.clientWidth,
+    joint_right: joint.getBoundingClientRect().right,
+    joint_scroll: joint.parentElement.scrollWidth - joint.parentElement.clientWidth,
+    id_lines: ids}));
+});
+</script>"""
+
+
+def browser_layout(document: str, directory: Path) -> dict[str, object]:
+    """The report's layout in headless Chromium at 1280 px (raises when there is none)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed (.ci/run installs it)"
+    page = directory / "measured.html"
+    page.write_text(document.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={directory / 'profile'}",
+                          "--window-size=1280,2600", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return json.loads(html.unescape(parse(dom.stdout).find("body")[0].attrs["data-layout"]))
+
+
+@pytest.mark.slow
+def test_at_1280_px_the_joint_table_fits_and_ids_do_not_wrap(data, tmp_path):
+    many = tuple(_class(i, f"a rather long class name {i}", 0.01, 0.02,
+                        note="annotated on every example: nothing to compare against; "
+                             "not judged" if i == 3 else None) for i in range(30))
+    worst = (WorstExample(1, "3f2b9c1e-5d4a-4e8b-9f00-1234567890ab", 0.01, ("cat",), (),
+                          "cat unlikely"),
+             WorstExample(2, "YAL001C-with-a-suffix", 0.02, ("cat",), (), "cat unlikely"))
+    document = render_html(dataclasses.replace(data, classes=many, num_classes=30,
+                                               worst=worst))
+    layout = browser_layout(document, tmp_path)
+    assert layout["viewport"] == 1280
+    assert layout["joint_scroll"] == 0 and layout["joint_right"] <= 1280
+    assert layout["id_lines"] == [1, 1]

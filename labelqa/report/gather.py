@@ -104,7 +104,8 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
     run_date = _run_date(spark, output, dataset, run_date)
     summary = _partition(spark, output, "summary", dataset, run_date).first()
     classes_df = _partition(spark, output, "classes", dataset, run_date)
-    classes = tuple(ClassRow(**{f: row[f] for f in CLASS_FIELDS})
+    # runs written before a column existed (separation_auc) show it as unknown
+    classes = tuple(ClassRow(**{f: row[f] for f in CLASS_FIELDS if f in row.__fields__})
                     for row in classes_df.orderBy("class_index").collect())
     names = tuple(c.class_name for c in classes)
     examples = _partition(spark, output, "examples", dataset, run_date)
@@ -137,4 +138,6 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
         rows_quarantined=int(summary["labels_quarantined"]
                              + summary["predictions_quarantined"]),
         classes=classes, histogram=score_histogram(examples),
-        worst=worst_examples(examples, names, max_examples), change=change)
+        worst=worst_examples(examples, names, max_examples), change=change,
+        separation_auc=(summary["separation_auc"] if "separation_auc" in summary.__fields__
+                        else None))

@@ -25,6 +25,7 @@ class ClassRow:
     inverse_label_noise: float
     label_quality_score: float
     note: str | None = None
+    separation_auc: float | None = None  # None: one side is empty, or a run before it existed
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,4 @@ class ReportData:
     histogram: ScoreHistogram
     worst: tuple[WorstExample, ...]
     change: Change = field(default_factory=Change)
+    separation_auc: float | None = None  # summary.separation_auc (mean over the classes)

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Sequence
 from numbers import Integral
 
+from labelqa.core.separation import WEAK_SEPARATION_ADVICE, WEAK_SEPARATION_AUC, is_weak
 from labelqa.report.model import (
     Change,
     ClassRow,
@@ -70,15 +71,21 @@ th, td {{ border: 1px solid #e3e3e3; padding: 4px 8px; text-align: left;
 thead th {{ background: #f6f6f6; font-weight: 600; }}
 td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums;
   white-space: nowrap; }}
-td.name {{ overflow-wrap: break-word; max-width: 260px; }}
+/* header words wrap (numbers never do) so that the 12 columns of the confident joint fit in
+   the 1200 px main column of a 1280 px window */
+thead th.num {{ white-space: normal; }}
+td.name {{ overflow-wrap: anywhere; max-width: 200px; }}
 td.text {{ overflow-wrap: break-word; }}
-td.id {{ overflow-wrap: break-word; max-width: 180px; }}
+td.id {{ white-space: nowrap; }}  /* an id is read and copied whole */
+td.note {{ min-width: 140px; }}
 .scroll {{ overflow-x: auto; }}
 td.note {{ color: #666; font-size: .8rem; }}
 .tag {{ display: inline-block; margin: 1px 2px; padding: 0 6px; border-radius: 3px;
   background: #f0f0f0; overflow-wrap: anywhere; }}
 ins.tag {{ background: #e6f4ea; color: #1e7b34; text-decoration: none; }}
 del.tag {{ background: #fbeaea; color: {LABEL_NOISE_COLOUR}; text-decoration: line-through; }}
+p.warning {{ border-left: 4px solid {LABEL_NOISE_COLOUR}; background: #fbeaea;
+  padding: 8px 12px; }}
 .worse {{ color: {LABEL_NOISE_COLOUR}; }}
 .better {{ color: #1e7b34; }}
 svg {{ display: block; width: 100%; height: auto; margin: 8px 0; }}
@@ -223,7 +230,18 @@ def _summary(data: ReportData) -> str:
         _stat("rows_quarantined", data.rows_quarantined, _count(data.rows_quarantined),
               "rows quarantined"),
     ]
+    if data.separation_auc is not None:
+        stats.append(_stat("separation_auc", data.separation_auc, _dec(data.separation_auc, 3),
+                           "model separation", "mean AUC, given vs absent tags"))
     body = f'<dl class="meta">{meta_html}</dl>\n<div class="stats">{"".join(stats)}</div>'
+    if is_weak(data.separation_auc):
+        weak = sum(is_weak(c.separation_auc) for c in data.classes)
+        body += (f'\n<p class="warning" id="weak-separation">Weak model: its '
+                 f"probabilities separate given from absent tags with a mean AUC of "
+                 f"{data.separation_auc:.3f}, below {WEAK_SEPARATION_AUC} ({weak} of "
+                 f"{len(data.classes)} classes below; see the AUC column of the confident "
+                 f"joint). {_esc(WEAK_SEPARATION_ADVICE[0].upper() + WEAK_SEPARATION_ADVICE[1:])}"
+                 ".</p>")
     return _section("summary", "Summary", body)
 
 
@@ -416,6 +434,7 @@ def _joint_row(row: ClassRow) -> str:
         _num_td("label_issues", row.label_issues, _count(row.label_issues)),
         _num_td("inverse_label_issues", row.inverse_label_issues,
                 _count(row.inverse_label_issues)),
+        _num_td("separation_auc", row.separation_auc, _dec(row.separation_auc, 3)),
         f'<td class="note">{_esc(row.note or "")}</td>',
     ]
     return f'<tr data-class="{_esc(row.class_name)}">{"".join(cells)}</tr>'
@@ -435,6 +454,8 @@ def _joint(data: ReportData) -> str:
             '<th colspan="2">given (annotated) and</th><th colspan="2">not given and</th>'
             '<th rowspan="2" class="num">label issues</th>'
             '<th rowspan="2" class="num">inverse label issues</th>'
+            '<th rowspan="2" class="num" title="ROC AUC of the probabilities, annotated '
+            'against not annotated">AUC</th>'
             '<th rowspan="2">note</th></tr>'
             '<tr><th class="num">confidently present</th><th class="num">confidently absent</th>'
             '<th class="num">confidently present</th><th class="num">confidently absent</th>'

@@ -24,6 +24,12 @@ from labelqa.core.plan import (
     selection_layout,
     thresholds_from,
 )
+from labelqa.core.separation import (
+    Separation,
+    separation_bins,
+    separation_partials,
+    separation_shapes,
+)
 from labelqa.core.summaries import ClassQuality, health_score
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
@@ -47,6 +53,7 @@ class AuditTables:
     persisted: tuple[DataFrame, ...]
     names: tuple[str, ...] = ()
     label_issues: np.ndarray | None = None
+    separation: Separation | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -79,12 +86,16 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
                                                        config.issues.filter_by)])
     layout = selection_layout(num_rows, num_given, config.issues)
 
+    bins = separation_bins(num_classes)
+
     def joint_and_histograms(batch):
-        return {**joint_partials(batch, thresholds, judged), **histogram_partials(batch, layout)}
+        return {**joint_partials(batch, thresholds, judged), **histogram_partials(batch, layout),
+                **separation_partials(batch, bins)}
 
     shapes = {"raw_joint": (num_classes, 2, 2), "cl_flags": (num_classes,), "cl_rows": (1,),
-              **histogram_shapes(layout, num_classes)}
+              **histogram_shapes(layout, num_classes), **separation_shapes(num_classes)}
     totals = collect_partials(partial_sums(blocks, joint_and_histograms), shapes)
+    separation = Separation.of(totals["separation"])
     plan = plan_from(num_rows, thresholds, num_given, totals, config.scoring, config.issues)
     id_dtype = np.dtype(np.int64) if joined.id_type.typeName() == "long" else np.dtype(object)
     cuts = find_cuts(spark, blocks, num_classes, plan.selections, totals, joined.id_type,
@@ -103,12 +114,12 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
     inverse = as_array(found, "inverse_label_issues", (num_classes,))
     class_issues = scored.filter(F.col("kind") == CLASS_ISSUE_ROW).select(
         *CLASS_ISSUE_COLUMNS)
-    classes = class_table(spark, plan, label_issues, inverse, class_names)
+    classes = class_table(spark, plan, label_issues, inverse, class_names, separation)
     examples = example_rows(scored, as_array(found, "rank_bins", (RANK_BINS,)), id_type,
                             config.output.class_scores)
     return AuditTables(examples, class_issues, classes, plan,
                        int(as_array(found, "issues", (1,))[0]), (scored,), class_names,
-                       label_issues)
+                       label_issues, separation)
 
 
 @dataclass(frozen=True)
@@ -273,8 +284,13 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: str,
     return unflagged.unionByName(flagged_rows)
 
 
+def _nullable(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(value) else float(value) for value in values]
+
+
 def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
-                inverse: np.ndarray, class_names: tuple[str, ...]) -> DataFrame:
+                inverse: np.ndarray, class_names: tuple[str, ...], separation: Separation
+                ) -> DataFrame:
     """One row per class: counts, thresholds, calibrated joint, noise (K rows, built on the
     driver from K-sized aggregates)."""
     joint = plan.calibrated_joint
@@ -291,11 +307,15 @@ def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
         "label_noise": quality.label_noise, "inverse_label_noise": quality.inverse_label_noise,
         "label_quality_score": quality.label_quality_score,
         "note": list(plan.notes),
+        # NaN (a class given on every example or on none) is stored as null
+        "separation_auc": _nullable(separation.auc),
+        "separation_auc_error": _nullable(separation.error),
     })
     schema = ("class_index int, class_name string, num_given long, threshold_given double, "
               "threshold_not_given double, cj_given_given long, cj_given_not long, "
               "cj_not_given long, cj_not_not long, label_issues long, "
               "inverse_label_issues long, label_noise double, inverse_label_noise double, "
-              "label_quality_score double, note string")
+              "label_quality_score double, note string, separation_auc double, "
+              "separation_auc_error double")
     return spark.createDataFrame(table, schema)
 

@@ -108,6 +108,14 @@ def _finish(df: DataFrame, source: str, one_row_per_id: bool, payload: list[Colu
     return CheckedRows(rows, source, one_row_per_id, raw, (id_column, *read))
 
 
+def unknown_detail(what: str, value: str | Column) -> str | Column:
+    """The detail of an unknown tag or class name (a string on the driver, a Column in Spark:
+    the driver matches the two to add the class the name resembles)."""
+    if isinstance(value, str):
+        return f"{what} '{value}' is not one of the classes"
+    return F.concat(F.lit(f"{what} '"), value, F.lit("' is not one of the classes"))
+
+
 def _fmt(value: Column) -> Column:
     return F.coalesce(value.cast("string"), F.lit("null"))
 
@@ -141,9 +149,7 @@ def labels_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) -> Chec
             unit = F.element_at(lookup, tag) if names else F.lit(None).cast("int")
             problem = _problem(
                 (tag.isNull(), "unknown_class", f"{inp.tag_column} is null", inp.tag_column),
-                (unit.isNull(), "unknown_class",
-                 F.concat(F.lit("tag '"), tag, F.lit("' is not one of the classes")),
-                 inp.tag_column))
+                (unit.isNull(), "unknown_class", unknown_detail("tag", tag), inp.tag_column))
         else:
             unit = tag.cast("int")
             problem = _problem(
@@ -250,7 +256,7 @@ def predictions_rows(df: DataFrame, inp: InputConfig, names: tuple[str, ...]) ->
     if isinstance(class_type, T.StringType):
         lookup = F.create_map(*[x for i, n in enumerate(names) for x in (F.lit(n), F.lit(i))])
         unit = F.element_at(lookup, cls)
-        unknown = F.concat(F.lit("class '"), _fmt(cls), F.lit("' is not one of the classes"))
+        unknown = unknown_detail("class", _fmt(cls))
     else:
         unit = F.when((cls >= 0) & (cls < k), cls.cast("int"))
         unknown = F.concat(F.lit("class index "), _fmt(cls), F.lit(f" is outside 0..{k - 1}"))

@@ -15,6 +15,7 @@ the quarantine table is written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ from pyspark.sql import types as T
 from labelqa.config import AuditConfig
 from labelqa.core import intake as rules
 from labelqa.core.thresholds import NUM_LIMBS
-from labelqa.errors import InputError
+from labelqa.errors import InputError, SchemaErrors
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
 from labelqa.spark.formats import (
@@ -33,6 +34,7 @@ from labelqa.spark.formats import (
     labels_rows,
     prediction_element_type,
     predictions_rows,
+    unknown_detail,
     with_hint,
 )
 from labelqa.spark.intake import (
@@ -43,7 +45,8 @@ from labelqa.spark.intake import (
     statistics,
     tagged_rows,
 )
-from labelqa.spark.vocabulary import resolve
+from labelqa.spark.names import column
+from labelqa.spark.vocabulary import resembling, resolve, schema_names
 
 SOURCES = rules.SOURCES
 
@@ -158,8 +161,33 @@ def records_per_batch(num_classes: int) -> int:
     return int(min(20_000, max(500, 2_000_000 // num_classes)))
 
 
+def check_schemas(labels: DataFrame, predictions: DataFrame, config: AuditConfig) -> None:
+    """Every schema problem of both tables, from the schemas alone (before any Spark job),
+    each with the fix it suggests; one table's first problem each, raised together."""
+    inp = config.input
+    names = schema_names(config, labels, predictions) or ()
+    problems: list[InputError] = []
+    checks = (lambda: labels_rows(labels, inp, names),
+              lambda: predictions_rows(predictions, inp, names))
+    for check in checks:
+        try:
+            check()
+        except InputError as error:
+            problems.append(with_hint(error, labels, predictions, config))
+    if not problems:  # the ids agree only when both are valid ids
+        try:
+            input_id_type(labels, predictions, inp)
+        except InputError as error:
+            problems.append(error)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SchemaErrors(problems)
+
+
 def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) -> JoinedInput:
     inp = config.input
+    check_schemas(labels, predictions, config)
     labels_in = count_rows(labels, "labels")
     predictions_in = count_rows(predictions, "predictions")
     for table, rows in (("labels", labels_in), ("predictions", predictions_in)):
@@ -204,14 +232,49 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     except Exception:
         intake.unpersist()
         raise
+    rejected = _quarantine_rows(intake)
+    for source, table, counts, name_column, what in (
+            ("labels", labels, label_counts, inp.tag_column, "tag"),
+            ("predictions", predictions, prediction_counts, inp.class_column, "class")):
+        if counts.reasons.get("unknown_class") and name_column in table.columns \
+                and isinstance(table.schema[name_column].dataType, T.StringType):
+            rejected = _with_resemblance(rejected, source, table, name_column, what, names)
     threshold_totals = {
         "num_given": as_array(found, "num_given", (k,)),
         "given_limbs": as_array(found, "given_limbs", (NUM_LIMBS, k)),
         "not_given_limbs": as_array(found, "not_given_limbs", (NUM_LIMBS, k))}
     examples = intake.filter(F.col("kind") == bl.BLOCK).select("block")
     return JoinedInput(examples, num_rows, k, single, run_id_type, names,
-                       _quarantine_rows(intake), label_counts, prediction_counts,
+                       rejected, label_counts, prediction_counts,
                        threshold_totals, (intake,))
+
+
+#: at most this many distinct unknown names are matched against the classes
+MAX_UNKNOWN_NAMES = 10_000
+
+
+def _with_resemblance(rejected: DataFrame, source: str, table: DataFrame, name_column: str,
+                      what: str, names: tuple[str, ...]) -> DataFrame:
+    """`rejected` whose unknown_class details name the class an unknown name resembles
+    (`enrgy`, `Energy` -> `energy`). One small job: the distinct unknown names of the input;
+    the details are rewritten by a map, in the JVM."""
+    values = column(name_column)
+    unknown = [row[0] for row in table.select(values).where(
+        values.isNotNull() & ~values.isin(list(names))).distinct()
+        .limit(MAX_UNKNOWN_NAMES).collect()]
+    hints = {value: f"; it resembles the class '{match}'"
+             for value in unknown if (match := resembling(value, names)) is not None}
+    if not hints:
+        return rejected
+    lookup = F.create_map(*[F.lit(x) for pair in hints.items() for x in pair])
+    # the name from the detail's end: a sibling row's detail quotes the rejected row's
+    before, after = unknown_detail(what, "\0").split("\0")
+    named = F.regexp_extract(F.col("detail"), f"{re.escape(before)}(.*){re.escape(after)}$", 1)
+    detail = F.when((F.col("source") == source) & (F.col("reason") == "unknown_class"),
+                    F.concat(F.col("detail"), F.coalesce(F.element_at(lookup, named),
+                                                         F.lit("")))
+                    ).otherwise(F.col("detail"))
+    return rejected.withColumn("detail", detail)
 
 
 #: Reasons that only say a row's partner row in the other table was rejected or absent.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -34,18 +35,43 @@ def _most_common_length(predictions: DataFrame, name: str) -> int | None:
     return None if row is None else int(row["k"])
 
 
-def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame) -> tuple[str, ...]:
-    """Class names; raises when the config and the data disagree about K."""
+def schema_names(config: AuditConfig, labels: DataFrame, predictions: DataFrame
+                 ) -> tuple[str, ...] | None:
+    """The class names when the config or the schemas give them (no Spark job), else None."""
     inp = config.input
     configured = _configured(config)
     if inp.predictions_format == "wide":
         found = tuple(c[len(inp.prediction_prefix):] for c in predictions.columns
                       if c != inp.id_column and c.startswith(inp.prediction_prefix))
-        names = configured[0] if configured else found
-    elif configured:
-        names = configured[0]
-    elif inp.labels_format == "onehot":
-        names = tuple(c for c in labels.columns if c != inp.id_column)
+        return configured[0] if configured else found
+    if configured:
+        return configured[0]
+    if inp.labels_format == "onehot":
+        return tuple(c for c in labels.columns if c != inp.id_column)
+    return None
+
+
+#: how alike an unknown tag and a class name must be to name the class (difflib's ratio)
+RESEMBLANCE_CUTOFF = 0.75
+
+
+def resembling(tag: str, names: tuple[str, ...]) -> str | None:
+    """The class an unknown tag most likely means: the same name in other letter case, else
+    the closest by difflib when it is close enough."""
+    by_case = [name for name in names if name.casefold() == tag.casefold()]
+    if by_case:
+        return by_case[0]
+    close = difflib.get_close_matches(tag, names, n=1, cutoff=RESEMBLANCE_CUTOFF)
+    return close[0] if close else None
+
+
+def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame) -> tuple[str, ...]:
+    """Class names; raises when the config and the data disagree about K."""
+    inp = config.input
+    configured = _configured(config)
+    from_schema = schema_names(config, labels, predictions)
+    if from_schema is not None:
+        names = from_schema
     elif inp.predictions_format == "long":
         if inp.class_column not in predictions.columns:
             raise InputError("predictions", inp.class_column, "column not found (columns: "
