@@ -1,4 +1,4 @@
-"""Command line: `labelqa audit`, `demo`, `register` and `report` (contract: command line).
+"""Command line: `labelqa audit`, `demo`, `register` and `report`.
 
 A thin layer: parse arguments, load the config, build the session, call labelqa.api.
 """
@@ -42,57 +42,104 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, unless the help already names it or there is
+    none to show (required options, flags, options whose default is computed at run time)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.required or action.default in (None, False, [],
+                                                                       argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="labelqa", description=__doc__.splitlines()[0])
-    parser.add_argument("--verbose", action="store_true", help="log details and stack traces")
+    parser = _Parser(prog="labelqa", description=__doc__.splitlines()[0],
+                     formatter_class=_HelpFormatter)
+    parser.add_argument("--verbose", action="store_true",
+                        help="log every step, Spark's INFO log and stack traces")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    audit = commands.add_parser("audit", help="audit a label table against model predictions")
-    audit.add_argument("--labels", required=True, help="Parquet file, directory or glob")
-    audit.add_argument("--predictions", required=True, help="Parquet file, directory or glob")
+    audit = commands.add_parser(
+        "audit", formatter_class=_HelpFormatter,
+        help="audit a label table against model predictions",
+        description="Audit a label table against a model's out-of-sample predicted "
+                    "probabilities; write the examples, class_issues, classes, summary and "
+                    "quarantine tables under --output.")
+    audit.add_argument("--labels", required=True,
+                       help="the label table: Parquet file, directory or glob (format: "
+                            "input.labels_format)")
+    audit.add_argument("--predictions", required=True,
+                       help="the prediction table: Parquet file, directory or glob (format: "
+                            "input.predictions_format)")
     audit.add_argument("--output", required=True, help="output directory (local or any "
                                                        "Hadoop filesystem URI)")
-    audit.add_argument("--config", help="YAML file (see conf/audit.yaml)")
+    audit.add_argument("--config", help="YAML file of settings (every key with its default: "
+                                        "conf/audit.yaml; default: the built-in defaults)")
     audit.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE", help="override one config key, e.g. "
-                                                 "issues.filter_by=confident_learning")
-    audit.add_argument("--dataset", default="default", type=_dataset)
-    audit.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: today, UTC)")
+                       metavar="KEY=VALUE",
+                       help="override one config key, value read as YAML; repeatable, e.g. "
+                            "--set input.labels_format=long --set "
+                            "issues.filter_by=confident_learning")
+    audit.add_argument("--dataset", default="default", type=_dataset,
+                       help="dataset name: the outputs' dataset= partition")
+    audit.add_argument("--run-date", type=_run_date,
+                       help="YYYY-MM-DD, the outputs' run_date= partition (default: today, UTC)")
     audit.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
-    audit.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
-    demo = commands.add_parser("demo", help="run the audit on a generated sample")
-    demo.add_argument("--output", default="demo-output")
-    demo.add_argument("--master", help="Spark master (default local[*])")
-    demo.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+    audit.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="log every step, Spark's INFO log and stack traces")
+    demo = commands.add_parser(
+        "demo", formatter_class=_HelpFormatter, help="run the audit on a generated sample",
+        description="Generate a tagging sample with injected annotation errors, audit it on "
+                    "Spark and print what was found.")
+    demo.add_argument("--output", default="demo-output",
+                      help="directory for the sample and the audit's outputs")
+    demo.add_argument("--master", help="Spark master (default: local[*])")
+    demo.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                      help="log every step, Spark's INFO log and stack traces")
 
     register = commands.add_parser(
-        "register", help="put the output tables in a Spark catalog (<database>.examples, ...)")
+        "register", formatter_class=_HelpFormatter,
+        help="put the output tables in a Spark catalog (<database>.examples, ...)",
+        description="Register the audit's output tables in a Spark catalog as external "
+                    "Parquet tables (the data is not moved); rerun after each audit.")
     register.add_argument("--output", required=True, help="the audit's output directory")
-    register.add_argument("--database", default="labelqa", type=_database)
+    register.add_argument("--database", default="labelqa", type=_database,
+                          help="catalog database that holds the tables")
     register.add_argument("--metastore", help="directory of an embedded Hive metastore "
                           "(default: labelqa-metastore, unless the Spark settings name a "
                           "catalog, e.g. spark.hadoop.hive.metastore.uris)")
     _spark_arguments(register)
 
-    report = commands.add_parser("report", help="write one run's self-contained HTML report")
+    report = commands.add_parser(
+        "report", formatter_class=_HelpFormatter,
+        help="write one run's self-contained HTML report",
+        description="Write one run's self-contained HTML report (no script, no network "
+                    "resource).")
     report.add_argument("--output", required=True, help="the audit's output directory")
-    report.add_argument("--dataset", default="default", type=_dataset)
+    report.add_argument("--dataset", default="default", type=_dataset,
+                        help="the audited dataset's name (audit --dataset)")
     report.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: the "
                                                            "dataset's latest run)")
     report.add_argument("--html", help="where to write the report (default: "
                                        "OUTPUT/_reports/dataset=NAME/run_date=DATE.html)")
     report.add_argument("--max-examples", type=_positive, default=25,
-                        help="worst examples listed (default 25)")
+                        help="how many of the worst examples the report lists")
     _spark_arguments(report)
     return parser
 
 
 def _spark_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--config", help="YAML file (its spark.conf is used)")
+    command.add_argument("--config", help="YAML file; only its spark settings are used "
+                                          "(default: the built-in defaults)")
     command.add_argument("--set", dest="overrides", action="append", default=[],
-                         metavar="KEY=VALUE", help="override one config key")
+                         metavar="KEY=VALUE",
+                         help="override one config key, value read as YAML; repeatable, e.g. "
+                              "spark.conf.spark.driver.memory=4g")
     command.add_argument("--master", help="Spark master (default: spark-submit's, else "
                                           "local[*])")
-    command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+    command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log every step, Spark's INFO log and stack traces")
 
 
 def _positive(text: str) -> int:

@@ -80,3 +80,45 @@ def test_the_printed_spark_sql_line_runs_without_the_virtual_environment_on_path
                             text=True, cwd=tmp_path, timeout=120, env=bare_environment())
     assert result.returncode == 0, result.stderr
     assert "version" in result.stderr + result.stdout
+
+
+# --help: every subcommand's options explained in the user's words, defaults shown (no Spark).
+
+def _subcommands():
+    import argparse
+
+    from labelqa.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub.choices
+
+
+@pytest.mark.parametrize("command", [None, "audit", "demo", "register", "report"])
+def test_help_exits_0_and_explains_every_option(command, capsys):
+    parser, choices = _subcommands()
+    target = parser if command is None else choices[command]
+    with pytest.raises(SystemExit) as stopped:
+        main(([] if command is None else [command]) + ["--help"])
+    assert stopped.value.code == 0
+    text = capsys.readouterr().out
+    assert "contract" not in text.lower()
+    for action in target._actions:
+        if not action.option_strings:
+            continue
+        assert action.help, f"{command} {action.option_strings}: no help text"
+        assert "contract" not in action.help.lower()
+        default = action.default
+        if default not in (None, False, [], "==SUPPRESS==") and not action.required:
+            assert f"default: {default}" in " ".join(text.split()), (command, action.dest)
+    for name, helped in (("audit", "--labels"), ("register", "--database")):
+        if command == name:
+            assert helped in text
+
+
+def test_help_shows_the_defaults(capsys):
+    for command, expected in (("audit", "(default: default)"), ("demo", "(default: demo-output)"),
+                              ("register", "(default: labelqa)"), ("report", "(default: 25)")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert expected in " ".join(capsys.readouterr().out.split()), command
