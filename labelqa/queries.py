@@ -67,8 +67,9 @@ WHERE cur.dataset = 'demo' AND cur.run_date = {_LATEST}
 ORDER BY cur.issue_rank"""),
 )
 
-#: Tables with a DuckDB view (quarantine is left out: it may hold no file at all).
-DUCKDB_TABLES = ("examples", "class_issues", "classes", "summary", "runs")
+#: Tables with a DuckDB view (every run writes its quarantine partition, with no rows when
+#: nothing was rejected, so the quarantine view always has a file to read).
+DUCKDB_TABLES = ("examples", "class_issues", "classes", "summary", "runs", "quarantine")
 
 
 def duckdb_views(output: str) -> str:

@@ -68,6 +68,18 @@ def test_register_creates_every_table_with_its_partitions(spark, registered, two
     assert registered[0].location == f"file:{output}/examples"
 
 
+def test_duckdb_quarantine_view_reads_a_run_that_rejected_nothing(duck, two_runs):
+    """Every run writes its quarantine partition (no rows when nothing was rejected), so the
+    view reads; its rows are the quarantine table's, partition columns included."""
+    output, _ = two_runs
+    files = sorted((output / "quarantine").glob("dataset=*/run_date=*/*.parquet"))
+    assert len({f.parent for f in files}) == 2
+    expected = sum(pd.read_parquet(f).shape[0] for f in files)
+    assert duck.execute("SELECT count(*) FROM labelqa.quarantine").fetchone()[0] == expected
+    columns = [row[0] for row in duck.execute("DESCRIBE labelqa.quarantine").fetchall()]
+    assert columns == ["source", "id", "reason", "detail", "row_json", "dataset", "run_date"]
+
+
 def test_register_is_idempotent_and_sees_new_partitions(spark, registered, two_runs):
     output, _ = two_runs
     again = register_tables(spark, str(output))
