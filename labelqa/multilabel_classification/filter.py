@@ -23,17 +23,59 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from labelqa.config import IssuesConfig
 from labelqa.multilabel_classification import _audit
 from labelqa.multilabel_classification._inputs import inputs
 from labelqa.multilabel_classification._low_memory import low_memory_flags
+from labelqa.multilabel_classification.rank import _scores
 
 #: cleanlab's default `rank_by_kwargs={}`, read-only
 NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class _FilterArguments:
+    """The filter arguments both public functions take, checked in one place."""
+
+    filter_by: str
+    frac_noise: float
+    num_to_remove_per_class: Any
+    min_examples_per_class: int
+    confident_joint: Any
+
+    def checked(self, given: np.ndarray, per_class: bool
+                ) -> tuple[IssuesConfig, np.ndarray | None]:
+        """The audit configuration and the joint to use, after cleanlab's checks."""
+        num_classes = given.shape[1]
+        issues = _audit.issues_config(self.filter_by, self.frac_noise,
+                                      self.num_to_remove_per_class,
+                                      self.min_examples_per_class, num_classes)
+        joint = _audit.joint_argument(self.confident_joint, self.filter_by, num_classes)
+        _audit.require_judgeable(given, self.filter_by, per_class=per_class)
+        return issues, joint
+
+    def low_memory_flags(self, given: np.ndarray, probs: np.ndarray, method: str | None,
+                         rank_by_kwargs: Mapping[str, Any]) -> np.ndarray:
+        """cleanlab's low_memory path, warning about each argument it ignores."""
+        ignored = {"filter_by": self.filter_by != "prune_by_noise_rate",
+                   "frac_noise": self.frac_noise != 1.0,
+                   "num_to_remove_per_class": self.num_to_remove_per_class is not None,
+                   "min_examples_per_class": self.min_examples_per_class != 1,
+                   "confident_joint": self.confident_joint is not None,
+                   "rank_by_kwargs": bool(rank_by_kwargs)}
+        for name, given_by_user in ignored.items():
+            if given_by_user:
+                warnings.warn(f"`{name}` is not used when `low_memory=True`.", UserWarning,
+                              stacklevel=3)
+        if method is not None:
+            _audit.ranking_config(method, None)
+        return low_memory_flags(given, probs, method or "self_confidence")
 
 
 def find_label_issues(labels: Any, pred_probs: Any, return_indices_ranked_by: str | None = None,
@@ -67,19 +109,16 @@ def find_label_issues(labels: Any, pred_probs: Any, return_indices_ranked_by: st
     classes"), as cleanlab does; labelqa's Spark audit judges the other classes instead.
     """
     given, probs = inputs(labels, pred_probs)
+    arguments = _FilterArguments(filter_by, frac_noise, num_to_remove_per_class,
+                                 min_examples_per_class, confident_joint)
     if low_memory:
-        flags = _low_memory(given, probs, return_indices_ranked_by, rank_by_kwargs, filter_by,
-                            frac_noise, num_to_remove_per_class, min_examples_per_class,
-                            confident_joint)
+        mask = arguments.low_memory_flags(given, probs, return_indices_ranked_by,
+                                          rank_by_kwargs).any(axis=1)
         if return_indices_ranked_by is None:
-            return flags.any(axis=1)
+            return mask
         _audit.require_multilabel(given)
-        return _ranked_rows(given, probs, flags.any(axis=1), return_indices_ranked_by,
-                            rank_by_kwargs)
-    issues = _audit.issues_config(filter_by, frac_noise, num_to_remove_per_class,
-                                  min_examples_per_class, probs.shape[1])
-    joint = _audit.joint_argument(confident_joint, filter_by, probs.shape[1])
-    _audit.require_judgeable(given, filter_by, per_class=False)
+        return _ranked_rows(given, probs, mask, return_indices_ranked_by, rank_by_kwargs)
+    issues, joint = arguments.checked(given, per_class=False)
     if return_indices_ranked_by is None:
         return _audit.run(given, probs, issues, calibrated_joint=joint).is_label_issue
     scoring = _audit.ranking_config(return_indices_ranked_by, rank_by_kwargs)
@@ -91,8 +130,6 @@ def find_label_issues(labels: Any, pred_probs: Any, return_indices_ranked_by: st
 
 def _ranked_rows(given: np.ndarray, probs: np.ndarray, mask: np.ndarray, method: str,
                  rank_by_kwargs: Mapping[str, Any]) -> np.ndarray:
-    from labelqa.multilabel_classification.rank import _scores
-
     scoring = _audit.ranking_config(method, rank_by_kwargs)
     flagged = np.flatnonzero(mask)
     scores = _scores(given, probs, scoring.method, scoring.adjust_pred_probs, None)
@@ -116,20 +153,18 @@ def find_multilabel_issues_per_class(
     on no example cannot be judged either (ValueError, as in cleanlab).
     """
     given, probs = inputs(labels, pred_probs)
+    arguments = _FilterArguments(filter_by, frac_noise, num_to_remove_per_class,
+                                 min_examples_per_class, confident_joint)
     if low_memory:
-        flags = _low_memory(given, probs, return_indices_ranked_by, rank_by_kwargs, filter_by,
-                            frac_noise, num_to_remove_per_class, min_examples_per_class,
-                            confident_joint)
+        flags = arguments.low_memory_flags(given, probs, return_indices_ranked_by,
+                                           rank_by_kwargs)
         if return_indices_ranked_by is None:
             return flags
         # cleanlab returns each class's low_memory issues in ascending index order
-        rows, classes = np.nonzero(flags.T)
-        per_class = np.split(classes.astype(np.int64), np.cumsum(flags.sum(axis=0))[:-1])
+        _, flagged_rows = np.nonzero(flags.T)  # by class, then ascending row
+        per_class = np.split(flagged_rows.astype(np.int64), np.cumsum(flags.sum(axis=0))[:-1])
         return per_class, *_binary_problems(given, probs)
-    issues = _audit.issues_config(filter_by, frac_noise, num_to_remove_per_class,
-                                  min_examples_per_class, probs.shape[1])
-    joint = _audit.joint_argument(confident_joint, filter_by, probs.shape[1])
-    _audit.require_judgeable(given, filter_by, per_class=True)
+    issues, joint = arguments.checked(given, per_class=True)
     if return_indices_ranked_by is None:
         result = _audit.run(given, probs, issues, calibrated_joint=joint, keep_class_flags=True)
         assert result.class_flags is not None
@@ -153,24 +188,6 @@ def _binary_problems(given: np.ndarray, probs: np.ndarray
     one = probs.dtype.type(1)
     pairs = [np.stack([one - probs[:, k], probs[:, k]], axis=1) for k in range(probs.shape[1])]
     return labels, pairs
-
-
-def _low_memory(given: np.ndarray, probs: np.ndarray, method: str | None,
-                rank_by_kwargs: Mapping[str, Any], filter_by: str, frac_noise: float,
-                num_to_remove_per_class: Any, min_examples_per_class: int,
-                confident_joint: Any) -> np.ndarray:
-    ignored = {"filter_by": filter_by != "prune_by_noise_rate", "frac_noise": frac_noise != 1.0,
-               "num_to_remove_per_class": num_to_remove_per_class is not None,
-               "min_examples_per_class": min_examples_per_class != 1,
-               "confident_joint": confident_joint is not None,
-               "rank_by_kwargs": bool(rank_by_kwargs)}
-    for name, given_by_user in ignored.items():
-        if given_by_user:
-            warnings.warn(f"`{name}` is not used when `low_memory=True`.", UserWarning,
-                          stacklevel=3)
-    if method is not None:
-        _audit.ranking_config(method, None)
-    return low_memory_flags(given, probs, method or "self_confidence")
 
 
 __all__ = ["find_label_issues", "find_multilabel_issues_per_class"]
