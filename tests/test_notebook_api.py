@@ -427,6 +427,7 @@ PROBS = np.array([[0.2, 0.9, 0.1], [0.7, 0.3, 0.6], [0.1, 0.2, 0.8]])
     ([[0], [-1], [2]], PROBS, r"labels: class indices must be in \[0, 3\).*row 1 holds -1"),
     ([[0], [1.5], [2]], PROBS, r"labels: class indices must be integers; row 1 holds \[1.5\]"),
     ([[0], ["b"], [2]], PROBS, r"labels: class indices must be integers; row 1"),
+    ([[0], [None], [2]], PROBS, r"labels: class indices must be integers; row 1 holds \[None\]"),
     ([0, [1], [2]], PROBS, r"labels: each element must be a list of class indices; row 0 is 0 "
                            r"\(int\)"),
     ([[0], [[1, 2]], [2]], PROBS, r"labels: each element must be a flat list"),

@@ -115,10 +115,11 @@ def _from_lists(labels: Sequence, num_rows: int, num_classes: int) -> np.ndarray
     except ValueError:  # NumPy: an inhomogeneous nesting
         flat = np.array([None])
     if flat.ndim != 1 or flat.dtype == object:
-        row = next(i for i, element in enumerate(labels)
-                   if any(np.ndim(value) != 0 for value in element))
-        raise ValueError(f"labels: each element must be a flat list of class indices; row "
-                         f"{row} is {labels[row]!r}")
+        nested = next((i for i, element in enumerate(labels)
+                       if any(np.ndim(value) != 0 for value in element)), None)
+        if nested is not None:
+            raise ValueError(f"labels: each element must be a flat list of class indices; row "
+                             f"{nested} is {labels[nested]!r}")
     if flat.size and flat.dtype.kind not in "iu":
         values = itertools.chain.from_iterable(labels)
         for position, value in enumerate(values):
@@ -126,7 +127,6 @@ def _from_lists(labels: Sequence, num_rows: int, num_classes: int) -> np.ndarray
                 raise ValueError(f"labels: class indices must be integers; row "
                                  f"{rows[position]} holds {labels[rows[position]]!r}")
     values = flat.astype(np.int64, copy=False)
-    rows = np.repeat(np.arange(num_rows), lengths)
     outside = (values < 0) | (values >= num_classes)
     if outside.any():
         position = int(np.flatnonzero(outside)[0])
