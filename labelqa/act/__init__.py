@@ -1,0 +1,2 @@
+"""Acting on an audit's findings: corrected labels, a review queue, reviewers' verdicts and
+the annotators' error rates."""
