@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 from labelqa import __version__
+from labelqa.act.annotators import annotator_counts, annotators_table
 from labelqa.config import AuditConfig
 from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
@@ -25,6 +26,7 @@ from labelqa.spark.inputs import (
     stop_error,
 )
 from labelqa.spark.output import (
+    OPTIONAL_TABLES,
     TABLES,
     discard,
     manifest_path,
@@ -205,6 +207,16 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                                  ("classes", tables.classes)):
                     with stages.stage(f"write {name}"):
                         write_partition(df, staging, name, run.dataset, run.run_date)
+                written = list(TABLES)
+                if config.input.annotator_column is not None:
+                    with stages.stage("write annotators") as info:
+                        counts = annotator_counts(labels, config.input, joined.class_names,
+                                                  tables.examples, tables.class_issues)
+                        annotators = annotators_table(spark, counts, joined.num_classes)
+                        write_partition(annotators, staging, "annotators", run.dataset,
+                                        run.run_date)
+                        info["rows"] = annotators.count()
+                    written.append("annotators")
                 failures = evaluate_gates(config, tables)
                 status = "gate_failed" if failures else "succeeded"
                 comparison = compare_with_previous(spark, output, run.dataset, run.run_date,
@@ -212,7 +224,8 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 summary = summary_frame(spark, joined, tables, config, run, started_at)
                 write_partition(summary, staging, "summary", run.dataset, run.run_date)
                 with stages.stage("publish"):
-                    publish(spark, staging, output, TABLES, run.dataset, run.run_date)
+                    publish(spark, staging, output, (*TABLES, *OPTIONAL_TABLES), run.dataset,
+                            run.run_date)
             finally:
                 tables.release()
         finally:
@@ -250,7 +263,7 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                  "audited_examples": joined.num_rows,
                  "label_issues": tables.num_label_issues},
         "outputs": {name: partition_dir(output, name, run.dataset, run.run_date)
-                    for name in TABLES},
+                    for name in written},
         "comparison": dataclasses.asdict(comparison),
         "versions": {"labelqa": __version__, "spark": spark.version},
         "timings": {"started_at": started_at.isoformat(), "finished_at": finished_at.isoformat(),

@@ -33,6 +33,7 @@ class InputConfig:
     prob_column: str = "prob"
     prediction_prefix: str = ""
     unlabeled_ids: str = "empty"
+    annotator_column: str | None = None  # long labels: who gave each tag (`annotators` table)
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,13 @@ def validate(config: AuditConfig) -> AuditConfig:
     _choice("input.labels_format", inp.labels_format, ("array", "long", "onehot"))
     _choice("input.predictions_format", inp.predictions_format, ("array", "wide", "long"))
     _choice("input.unlabeled_ids", inp.unlabeled_ids, ("empty", "quarantine"))
+    if inp.annotator_column is not None and inp.labels_format != "long":
+        raise ConfigError("input.annotator_column: needs input.labels_format=long (one row per "
+                          "id and tag, so that each tag has its annotator), not "
+                          f"{inp.labels_format}")
+    if inp.annotator_column in (inp.id_column, inp.tag_column):
+        raise ConfigError(f"input.annotator_column: {inp.annotator_column!r} is the "
+                          f"{'id' if inp.annotator_column == inp.id_column else 'tag'} column")
     _choice("validation.on_bad_rows", config.validation.on_bad_rows, ("quarantine", "fail"))
     if not 0 <= config.validation.max_bad_fraction <= 1:
         raise ConfigError("validation.max_bad_fraction: must be within 0..1")

@@ -11,6 +11,8 @@ from pyspark.sql import functions as F
 
 from labelqa.errors import InputError
 from labelqa.report.model import (
+    AnnotatorRow,
+    Annotators,
     Change,
     ClassRow,
     NoiseChange,
@@ -23,6 +25,9 @@ from labelqa.spark.output import path_exists, table_path
 
 HISTOGRAM_BINS = 50
 CLASS_FIELDS = tuple(ClassRow.__dataclass_fields__)
+ANNOTATOR_FIELDS = tuple(AnnotatorRow.__dataclass_fields__)
+#: the report lists at most this many annotators that stand out
+MAX_ANNOTATORS = 20
 
 
 def _partition(spark: SparkSession, output: str, table: str, dataset: str,
@@ -99,6 +104,30 @@ def issue_changes(current: DataFrame, previous: DataFrame) -> tuple[int, int]:
     return int(counts["new"]), int(counts["resolved"])
 
 
+def annotators_summary(spark: SparkSession, output: str, dataset: str, run_date: str,
+                       limit: int = MAX_ANNOTATORS) -> Annotators | None:
+    """The annotators that stand out (annotator-sized aggregates; at most `limit` rows)."""
+    if not path_exists(spark, table_path(output, "annotators")):
+        return None
+    table = _partition(spark, output, "annotators", dataset, run_date)
+    totals = table.agg(
+        F.count("*").alias("count"),
+        (F.sum("flagged_extraneous") / F.sum("tags_given")).alias("extraneous"),
+        (F.sum("flagged_missing") / F.sum("missing_opportunities")).alias("missing"),
+        F.count_if(F.col("extraneous_stands_out") | F.col("missing_stands_out")).alias("out"),
+    ).first()
+    if not totals["count"]:
+        return None  # this run has no annotators partition (no annotator column)
+    worst = F.greatest(F.when(F.col("extraneous_stands_out"), F.col("extraneous_ratio")),
+                       F.when(F.col("missing_stands_out"), F.col("missing_ratio")))
+    rows = (table.filter(F.col("extraneous_stands_out") | F.col("missing_stands_out"))
+            .orderBy(worst.desc(), F.col("annotator").asc_nulls_last()).limit(limit)
+            .select(*ANNOTATOR_FIELDS).collect())
+    return Annotators(int(totals["count"]), totals["extraneous"], totals["missing"],
+                      tuple(AnnotatorRow(**row.asDict()) for row in rows),
+                      int(totals["out"]) - len(rows))
+
+
 def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str | None,
                   generated_at: str, max_examples: int = 25) -> ReportData:
     run_date = _run_date(spark, output, dataset, run_date)
@@ -140,4 +169,5 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
         classes=classes, histogram=score_histogram(examples),
         worst=worst_examples(examples, names, max_examples), change=change,
         separation_auc=(summary["separation_auc"] if "separation_auc" in summary.__fields__
-                        else None))
+                        else None),
+        annotators=annotators_summary(spark, output, dataset, run_date))

@@ -76,6 +76,38 @@ class Change:
 
 
 @dataclass(frozen=True)
+class AnnotatorRow:
+    """An annotator whose flagged-tag rate stands out (its interval above the pooled rate)."""
+
+    annotator: str | None
+    examples_tagged: int
+    tags_given: int
+    flagged_extraneous: int
+    extraneous_rate: float | None
+    extraneous_rate_low: float | None
+    extraneous_rate_high: float | None
+    extraneous_ratio: float | None
+    extraneous_stands_out: bool | None
+    flagged_missing: int
+    missing_rate: float | None
+    missing_rate_low: float | None
+    missing_rate_high: float | None
+    missing_ratio: float | None
+    missing_stands_out: bool | None
+
+
+@dataclass(frozen=True)
+class Annotators:
+    """The run's `annotators` table, summarised (None on ReportData: no annotator column)."""
+
+    count: int  # annotators in the table
+    pooled_extraneous_rate: float | None
+    pooled_missing_rate: float | None
+    standing_out: tuple[AnnotatorRow, ...]  # most above the pooled rate first, at most `limit`
+    more: int = 0  # standing out, not listed
+
+
+@dataclass(frozen=True)
 class ReportData:
     dataset: str
     run_date: str
@@ -94,3 +126,4 @@ class ReportData:
     worst: tuple[WorstExample, ...]
     change: Change = field(default_factory=Change)
     separation_auc: float | None = None  # summary.separation_auc (mean over the classes)
+    annotators: Annotators | None = None

@@ -23,6 +23,8 @@ from numbers import Integral
 
 from labelqa.core.separation import WEAK_SEPARATION_ADVICE, WEAK_SEPARATION_AUC, is_weak
 from labelqa.report.model import (
+    AnnotatorRow,
+    Annotators,
     Change,
     ClassRow,
     NoiseChange,
@@ -69,6 +71,7 @@ table {{ border-collapse: collapse; width: 100%; font-size: .85rem; margin: 8px 
 th, td {{ border: 1px solid #e3e3e3; padding: 4px 8px; text-align: left;
   vertical-align: top; }}
 thead th {{ background: #f6f6f6; font-weight: 600; }}
+td.stands-out {{ font-weight: 600; color: {LABEL_NOISE_COLOUR}; }}
 td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums;
   white-space: nowrap; }}
 /* header words wrap (numbers never do) so that the 12 columns of the confident joint fit in
@@ -513,6 +516,60 @@ def _worst(data: ReportData, max_examples: int) -> str:
     return _section("worst", title, f"{lead}\n<table>{head}\n<tbody>\n{rows}\n</tbody></table>")
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _rate_cells(kind: str, flagged: int, rate: float | None, low: float | None,
+                high: float | None, ratio: float | None, stands_out: bool | None) -> str:
+    shown = f"{_percent(rate)} ({_percent(low)}–{_percent(high)})"
+    mark = {"class": "num stands-out"} if stands_out else {}
+    return "".join([
+        _num_td(f"flagged_{kind}", flagged, _count(flagged)),
+        _num_td(f"{kind}_rate", rate, shown, mark),
+        _num_td(f"{kind}_ratio", ratio, "—" if ratio is None else f"{ratio:.2f}×"),
+    ])
+
+
+def _annotator_row(row: AnnotatorRow) -> str:
+    name = '<span class="muted">(none)</span>' if row.annotator is None else _esc(row.annotator)
+    cells = [
+        f'<td class="id">{name}</td>',
+        _num_td("examples_tagged", row.examples_tagged, _count(row.examples_tagged)),
+        _num_td("tags_given", row.tags_given, _count(row.tags_given)),
+        _rate_cells("extraneous", row.flagged_extraneous, row.extraneous_rate,
+                    row.extraneous_rate_low, row.extraneous_rate_high, row.extraneous_ratio,
+                    row.extraneous_stands_out),
+        _rate_cells("missing", row.flagged_missing, row.missing_rate, row.missing_rate_low,
+                    row.missing_rate_high, row.missing_ratio, row.missing_stands_out),
+    ]
+    return f"<tr{_attrs({'data-annotator': row.annotator or ''})}>{''.join(cells)}</tr>"
+
+
+def _annotators(summary: Annotators) -> str:
+    title = "Annotators who stand out"
+    pooled = (f"All {summary.count:,} annotators together: "
+              f"{_percent(summary.pooled_extraneous_rate)} of the tags they gave are flagged as "
+              "wrong, and "
+              f"{_percent(summary.pooled_missing_rate)} of the tags they could have given are "
+              "flagged as missing.")
+    if not summary.standing_out:
+        body = (f'<p class="lead">{_esc(pooled)} No annotator\'s rate is above these with 95 % '
+                "confidence.</p>")
+        return _section("annotators", title, body)
+    more = f" ({summary.more} more not shown)" if summary.more else ""
+    lead = (f'<p class="lead">{_esc(pooled)} These annotators\' rates are above them with 95 % '
+            f"confidence (the Wilson interval, in brackets, lies above){_esc(more)}; the "
+            "ratio compares a rate with all annotators'.</p>")
+    head = ('<thead><tr><th>annotator</th><th class="num">examples</th><th class="num">tags'
+            '</th><th class="num">flagged wrong</th><th class="num">rate</th><th class="num">'
+            'ratio</th><th class="num">flagged missing</th><th class="num">rate</th>'
+            '<th class="num">ratio</th></tr></thead>')
+    rows = "\n".join(_annotator_row(r) for r in summary.standing_out)
+    return _section("annotators", title, f"{lead}\n<table>{head}\n<tbody>\n{rows}\n</tbody>"
+                                         "</table>")
+
+
 def _trend_class(delta: float, higher_is_better: bool) -> str:
     if delta == 0:
         return ""
@@ -613,6 +670,8 @@ def render_html(data: ReportData, max_classes: int = 40, max_examples: int = 25)
     title = f"labelqa report: {data.dataset} {data.run_date}"
     sections = [_summary(data), _noise(data, max_classes), _scores(data), _joint(data),
                 _worst(data, max_examples), _change(data)]
+    if data.annotators is not None:
+        sections.append(_annotators(data.annotators))
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en">',

@@ -18,10 +18,10 @@ from pyspark.sql import SparkSession
 from labelqa.errors import ConfigError
 from labelqa.spark.inputs import QUARANTINE_SCHEMA
 from labelqa.spark.names import quoted
-from labelqa.spark.output import TABLES, path_exists, qualified, table_path
+from labelqa.spark.output import OPTIONAL_TABLES, TABLES, path_exists, qualified, table_path
 
 #: The tables `register` puts in the catalog: the run's tables and the run history.
-CATALOG_TABLES = (*TABLES, "runs")
+CATALOG_TABLES = (*TABLES, *OPTIONAL_TABLES, "runs")
 
 
 @dataclass(frozen=True)

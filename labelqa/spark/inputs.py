@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from labelqa.act.annotators import check_annotator_column
 from labelqa.config import AuditConfig
 from labelqa.core import intake as rules
 from labelqa.core.thresholds import NUM_LIMBS
@@ -167,7 +168,7 @@ def check_schemas(labels: DataFrame, predictions: DataFrame, config: AuditConfig
     inp = config.input
     names = schema_names(config, labels, predictions) or ()
     problems: list[InputError] = []
-    checks = (lambda: labels_rows(labels, inp, names),
+    checks = (lambda: (labels_rows(labels, inp, names), check_annotator_column(labels, inp)),
               lambda: predictions_rows(predictions, inp, names))
     for check in checks:
         try:

@@ -10,6 +10,9 @@ from pyspark.sql import types as T
 from labelqa.errors import InputError
 
 TABLES = ("examples", "class_issues", "classes", "summary", "quarantine")
+#: Tables a run writes only with some settings (`annotators`: `input.annotator_column`); a
+#: run without one removes the partition an earlier run of the same date left.
+OPTIONAL_TABLES = ("annotators",)
 
 
 def table_path(output: str, table: str) -> str:
@@ -48,11 +51,17 @@ def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, .
     """Move the staged partitions of `tables` into place, replacing the previous ones.
 
     Each table's partition is swapped by two renames (the old one aside, the new one in);
-    readers see the old partition or the new one, never a half-written one.
+    readers see the old partition or the new one, never a half-written one. A table this run
+    did not stage (an optional one) loses the previous run's partition of the same date.
     """
     for table in tables:
         fs, source = _fs(spark, partition_dir(staging, table, dataset, run_date))
         _, target = _fs(spark, partition_dir(output, table, dataset, run_date))
+        staged = fs.exists(source)
+        if not staged and table not in OPTIONAL_TABLES:  # pragma: no cover - a broken run
+            raise OSError(f"{source} was never staged")
+        if not staged and not fs.exists(target):
+            continue
         fs.mkdirs(target.getParent())
         aside = None
         if fs.exists(target):
@@ -60,7 +69,7 @@ def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, .
             fs.mkdirs(aside.getParent())
             if not fs.rename(target, aside):  # pragma: no cover - filesystem refused
                 raise OSError(f"could not move {target} aside")
-        if not fs.rename(source, target):  # pragma: no cover - filesystem refused
+        if staged and not fs.rename(source, target):  # pragma: no cover - filesystem refused
             raise OSError(f"could not move {source} to {target}")
     discard(spark, staging)
 

@@ -1,0 +1,128 @@
+"""Which annotators forget which tags: the `annotators` table of a run with
+`input.annotator_column` (long labels: each tag row names who gave it).
+
+Per annotator, from the audited examples only:
+
+* `examples_tagged`: examples with at least one of their tag rows; `tags_given`: their
+  distinct (example, class) tags;
+* `flagged_extraneous`: their tags that the run flags (`class_issues.given`), as a rate of
+  `tags_given`;
+* `flagged_missing`: the classes flagged as missing on the examples they tagged, as a rate of
+  `missing_opportunities` (their examples times K, less their own tags: the (example, class)
+  pairs they could have forgotten). An example's labels are the union of its annotators' tags,
+  so a forgotten tag is forgotten by every annotator of the example.
+
+Each rate has a Wilson 95 % interval (`labelqa.core.intervals`) and its ratio to the pooled
+rate of all annotators; an annotator `stands out` when the interval's low end is above the
+pooled rate. The counts are one Spark aggregation over the label rows and `class_issues`
+(its cost: a scan of the label table and two joins with the flagged pairs); only
+annotator-sized rows reach the driver, where the intervals are computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from labelqa.config import InputConfig
+from labelqa.core.intervals import wilson_interval
+from labelqa.errors import InputError
+from labelqa.spark.formats import RAW_PREFIX, labels_rows
+
+ANNOTATORS_SCHEMA = T.StructType([
+    T.StructField("annotator", T.StringType()),
+    T.StructField("examples_tagged", T.LongType()),
+    T.StructField("tags_given", T.LongType()),
+    T.StructField("flagged_extraneous", T.LongType()),
+    T.StructField("extraneous_rate", T.DoubleType()),
+    T.StructField("extraneous_rate_low", T.DoubleType()),
+    T.StructField("extraneous_rate_high", T.DoubleType()),
+    T.StructField("extraneous_ratio", T.DoubleType()),
+    T.StructField("extraneous_stands_out", T.BooleanType()),
+    T.StructField("missing_opportunities", T.LongType()),
+    T.StructField("flagged_missing", T.LongType()),
+    T.StructField("missing_rate", T.DoubleType()),
+    T.StructField("missing_rate_low", T.DoubleType()),
+    T.StructField("missing_rate_high", T.DoubleType()),
+    T.StructField("missing_ratio", T.DoubleType()),
+    T.StructField("missing_stands_out", T.BooleanType()),
+])
+
+COUNTS = ("examples_tagged", "tags_given", "flagged_extraneous", "flagged_missing")
+
+
+def check_annotator_column(labels: DataFrame, inp: InputConfig) -> None:
+    """The configured annotator column exists and holds names or numbers (schema only)."""
+    name = inp.annotator_column
+    if name is None:
+        return
+    fields = {f.name: f.dataType for f in labels.schema.fields}
+    if name not in fields:
+        raise InputError("labels", name, "input.annotator_column names no column of the "
+                         f"labels table (columns: {', '.join(fields)})")
+    if not isinstance(fields[name], (T.StringType, T.IntegralType)):
+        raise InputError("labels", name, "the annotator column must be a string or an "
+                         f"integer, found {fields[name].simpleString()}")
+
+
+def annotator_counts(labels: DataFrame, inp: InputConfig, class_names: tuple[str, ...],
+                     examples: DataFrame, class_issues: DataFrame) -> DataFrame:
+    """Per annotator (null: rows without one): the four counts, as a Spark aggregation.
+
+    The label rows are read through the audit's own long-format reader, so a row counts here
+    exactly when the audit read it: a row that broke a rule, or belongs to an example that
+    was not audited, does not count."""
+    checked = labels_rows(labels, inp, class_names)
+    annotator = F.col(RAW_PREFIX + inp.annotator_column).cast("string").alias("annotator")
+    audited = examples.select("id")
+    tags = (checked.rows.filter(F.col("_reason").isNull())
+            .select(annotator, "id", F.col("_unit").alias("class_index"))
+            .join(audited, "id", "left_semi").distinct())
+    tagged = tags.select("annotator", "id").distinct()
+    flagged = class_issues.select("id", "class_index", "given")
+    extraneous = tags.join(flagged.filter("given").drop("given"), ["id", "class_index"])
+    missing = tagged.join(flagged.filter(~F.col("given")).select("id"), "id")
+    # one row per counted thing, one indicator column per count, summed by annotator (a
+    # group-by keeps the rows without an annotator as one group, where a join would not)
+    parts = [(tagged, "examples_tagged"), (tags, "tags_given"),
+             (extraneous, "flagged_extraneous"), (missing, "flagged_missing")]
+    events = None
+    for df, name in parts:
+        part = df.select("annotator", *[F.lit(1 if c == name else 0).alias(c) for c in COUNTS])
+        events = part if events is None else events.unionByName(part)
+    return events.groupBy("annotator").agg(*[F.sum(c).cast("long").alias(c) for c in COUNTS])
+
+
+def annotators_table(spark: SparkSession, counts: DataFrame, num_classes: int) -> DataFrame:
+    """The `annotators` table from the per-annotator counts (annotator-sized, collected)."""
+    rows = sorted(counts.collect(), key=lambda r: (r["annotator"] is None, r["annotator"] or ""))
+    if not rows:
+        return spark.createDataFrame([], ANNOTATORS_SCHEMA)
+    column = {c: np.array([r[c] for r in rows], dtype=np.int64) for c in COUNTS}
+    opportunities = column["examples_tagged"] * num_classes - column["tags_given"]
+    extraneous = _rates(column["flagged_extraneous"], column["tags_given"])
+    missing = _rates(column["flagged_missing"], opportunities)
+    table = []
+    for i, row in enumerate(rows):
+        table.append((row["annotator"], *(int(column[c][i]) for c in COUNTS[:3]),
+                      *(part[i] for part in extraneous), int(opportunities[i]),
+                      int(column["flagged_missing"][i]), *(part[i] for part in missing)))
+    return spark.createDataFrame(table, ANNOTATORS_SCHEMA)
+
+
+def _rates(successes: np.ndarray, trials: np.ndarray) -> list[list]:
+    """rate, interval low and high, ratio to the pooled rate, stands out (above it)."""
+    low, high = wilson_interval(successes, trials)
+    pooled = successes.sum() / trials.sum() if trials.sum() else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = successes / trials
+        ratio = rate / pooled if pooled > 0 else np.full(len(rate), np.nan)
+    stands_out = low > pooled
+
+    def plain(values: np.ndarray) -> list:
+        return [None if np.isnan(v) else float(v) for v in values]
+
+    return [plain(rate), plain(low), plain(high), plain(ratio),
+            [bool(s) if t else None for s, t in zip(stands_out, trials)]]
