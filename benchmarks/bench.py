@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,30 @@ def generate(folder: Path, rows: int, classes: int, chunk: int, seed: int = 7) -
         count = (rows + chunk - 1) // chunk
         pq.write_table(predictions, folder / "predictions" / f"part-{count - index:05d}.parquet",
                        row_group_size=row_group)
+
+
+#: annotators in the long label table of `--annotators` (annotator of a tag: its id modulo)
+NUM_ANNOTATORS = 50
+
+
+def long_labels(folder: Path) -> Path:
+    """labels-long/: the array labels as one row per (id, tag) with an annotator column, made
+    from labels/ file by file (memory flat in N)."""
+    target = folder / "labels-long"
+    if target.exists():
+        return target
+    partial = folder / "labels-long.inprogress"
+    partial.mkdir(exist_ok=True)
+    for path in sorted((folder / "labels").glob("*.parquet")):
+        table = pq.read_table(path)
+        lists = table.column("labels").combine_chunks()
+        ids = table.column("id").to_numpy()[pc.list_parent_indices(lists).to_numpy()]
+        pq.write_table(pa.table({"id": ids, "tag": lists.flatten(),
+                                 "annotator": pa.array([f"ann-{i % NUM_ANNOTATORS:02d}"
+                                                        for i in ids])}),
+                       partial / path.name)
+    partial.rename(target)
+    return target
 
 
 READ_AND_ALIGN = textwrap.dedent("""
@@ -291,6 +316,10 @@ def main() -> int:
                         help="run a program even where BYTES_PER_CELL says it will not fit")
     parser.add_argument("--skip", action="append", default=[],
                         choices=PROGRAMS)
+    parser.add_argument("--annotators", action="store_true",
+                        help="also time the audit of the labels in the long format "
+                             "(labelqa-long) and the same with input.annotator_column "
+                             "(labelqa-annotators): the annotators table's cost")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="labelqa-bench-"))
     data = work / f"n{args.rows}-k{args.classes}"
@@ -313,6 +342,12 @@ def main() -> int:
         "cleanlab-api": [python, "-c", CLEANLAB_API, str(data)],
         "notebook-two": [python, "-c", NOTEBOOK_TWO, str(data)],
     }
+    if args.annotators:
+        long = ["--labels", str(long_labels(data)), "--set", "input.labels_format=long"]
+        audit = commands["labelqa"][:4] + long + commands["labelqa"][6:]
+        commands["labelqa-long"] = audit
+        commands["labelqa-annotators"] = audit + ["--set",
+                                                  "input.annotator_column=annotator"]
     results: dict[str, list[tuple[float, int]]] = {}
     for name, command in commands.items():
         if name in args.skip:
@@ -328,10 +363,10 @@ def main() -> int:
                                                             env)
             status = "ok" if code == 0 else f"exit {code} (log {log}): {error}"
             spark_figures = (f" (driver JVM {jvm / 2**20:.0f} MiB), scratch disk "
-                             f"{scratch / 2**30:.1f} GiB" if name == "labelqa" else "")
+                             f"{scratch / 2**30:.1f} GiB" if name.startswith("labelqa") else "")
             print(f"{name:9s} run {attempt + 1}: {wall:8.1f} s  peak {peak / 2**20:8.0f} MiB"
                   f"{spark_figures}  {status}", flush=True)
-            if name == "labelqa" and code == 0:
+            if name.startswith("labelqa") and code == 0:
                 stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds
                                    in stage_seconds(work / "out").items())
                 print(f"          stages (s): {stages}; outputs "
@@ -345,7 +380,8 @@ def main() -> int:
     for name, (wall, peak) in medians.items():
         print(f"  {name:9s} {wall:8.1f} s   peak tree RSS {peak / 2**20:8.0f} MiB")
     ratios = (("labelqa", "cleanlab"), ("labelqa", "floor"), ("notebook", "cleanlab-api"),
-              ("notebook-two", "cleanlab"), ("notebook", "floor"))
+              ("notebook-two", "cleanlab"), ("notebook", "floor"),
+              ("labelqa-annotators", "labelqa-long"))
     for ours, other in ratios:
         if ours in medians and other in medians:
             print(f"  {ours} / {other}: {medians[ours][0] / medians[other][0]:.2f}x time")

@@ -210,8 +210,11 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 written = list(TABLES)
                 if config.input.annotator_column is not None:
                     with stages.stage("write annotators") as info:
+                        staged = {name: spark.read.parquet(partition_dir(
+                            staging, name, run.dataset, run.run_date))
+                            for name in ("examples", "class_issues")}
                         counts = annotator_counts(labels, config.input, joined.class_names,
-                                                  tables.examples, tables.class_issues)
+                                                  staged["examples"], staged["class_issues"])
                         annotators = annotators_table(spark, counts, joined.num_classes)
                         write_partition(annotators, staging, "annotators", run.dataset,
                                         run.run_date)
