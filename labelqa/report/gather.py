@@ -9,7 +9,7 @@ import json
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from labelqa.errors import InputError
+from labelqa.act.findings import latest_run_date, partition
 from labelqa.report.model import (
     Change,
     ClassRow,
@@ -23,29 +23,6 @@ from labelqa.spark.output import path_exists, table_path
 
 HISTOGRAM_BINS = 50
 CLASS_FIELDS = tuple(ClassRow.__dataclass_fields__)
-
-
-def _partition(spark: SparkSession, output: str, table: str, dataset: str,
-               run_date: str) -> DataFrame:
-    return (spark.read.parquet(table_path(output, table))
-            .filter((F.col("dataset") == dataset)
-                    & (F.col("run_date").cast("string") == run_date)))
-
-
-def _run_date(spark: SparkSession, output: str, dataset: str, run_date: str | None) -> str:
-    """The requested run date, or the dataset's latest; a clear error when there is none."""
-    if not path_exists(spark, table_path(output, "summary")):
-        raise InputError("summary", None, f"no labelqa outputs under {output!r}")
-    summary = spark.read.parquet(table_path(output, "summary")).filter(
-        F.col("dataset") == dataset)
-    if run_date is not None:
-        summary = summary.filter(F.col("run_date").cast("string") == run_date)
-    latest = summary.agg(F.max(F.col("run_date").cast("string")).alias("d")).first()["d"]
-    if latest is None:
-        wanted = f" on {run_date}" if run_date else ""
-        raise InputError("summary", "run_date", f"no run of dataset {dataset!r}{wanted} under "
-                                                f"{output!r}")
-    return latest
 
 
 def score_histogram(examples: DataFrame, bins: int = HISTOGRAM_BINS) -> ScoreHistogram:
@@ -101,14 +78,14 @@ def issue_changes(current: DataFrame, previous: DataFrame) -> tuple[int, int]:
 
 def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str | None,
                   generated_at: str, max_examples: int = 25) -> ReportData:
-    run_date = _run_date(spark, output, dataset, run_date)
-    summary = _partition(spark, output, "summary", dataset, run_date).first()
-    classes_df = _partition(spark, output, "classes", dataset, run_date)
+    run_date = latest_run_date(spark, output, dataset, run_date)
+    summary = partition(spark, output, "summary", dataset, run_date).first()
+    classes_df = partition(spark, output, "classes", dataset, run_date)
     # runs written before a column existed (separation_auc) show it as unknown
     classes = tuple(ClassRow(**{f: row[f] for f in CLASS_FIELDS if f in row.__fields__})
                     for row in classes_df.orderBy("class_index").collect())
     names = tuple(c.class_name for c in classes)
-    examples = _partition(spark, output, "examples", dataset, run_date)
+    examples = partition(spark, output, "examples", dataset, run_date)
 
     status = None
     if path_exists(spark, table_path(output, "runs")):
@@ -121,7 +98,7 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
                                        summary["run_id"], top=10)
     change = Change()
     if comparison.previous_run_date is not None:
-        previous = _partition(spark, output, "examples", dataset, comparison.previous_run_date)
+        previous = partition(spark, output, "examples", dataset, comparison.previous_run_date)
         new, resolved = issue_changes(examples, previous)
         change = Change(comparison.previous_run_date, comparison.previous_health_score,
                         comparison.previous_num_label_issues, new, resolved,

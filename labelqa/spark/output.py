@@ -51,18 +51,26 @@ def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, .
     readers see the old partition or the new one, never a half-written one.
     """
     for table in tables:
-        fs, source = _fs(spark, partition_dir(staging, table, dataset, run_date))
-        _, target = _fs(spark, partition_dir(output, table, dataset, run_date))
-        fs.mkdirs(target.getParent())
-        aside = None
-        if fs.exists(target):
-            _, aside = _fs(spark, f"{staging}/_replaced/{table}")
-            fs.mkdirs(aside.getParent())
-            if not fs.rename(target, aside):  # pragma: no cover - filesystem refused
-                raise OSError(f"could not move {target} aside")
-        if not fs.rename(source, target):  # pragma: no cover - filesystem refused
-            raise OSError(f"could not move {source} to {target}")
+        replace_directory(spark, partition_dir(staging, table, dataset, run_date),
+                          partition_dir(output, table, dataset, run_date),
+                          f"{staging}/_replaced/{table}")
     discard(spark, staging)
+
+
+def replace_directory(spark: SparkSession, source: str, target: str, aside: str) -> None:
+    """Move `source` to `target` by two renames: the old `target` (if any) to `aside`, then
+    the new one in (readers see the old directory or the new one, never a half-written one).
+    """
+    fs, source_path = _fs(spark, source)
+    _, target_path = _fs(spark, target)
+    fs.mkdirs(target_path.getParent())
+    if fs.exists(target_path):
+        _, aside_path = _fs(spark, aside)
+        fs.mkdirs(aside_path.getParent())
+        if not fs.rename(target_path, aside_path):  # pragma: no cover - filesystem refused
+            raise OSError(f"could not move {target} aside")
+    if not fs.rename(source_path, target_path):  # pragma: no cover - filesystem refused
+        raise OSError(f"could not move {source} to {target}")
 
 
 def qualified(spark: SparkSession, path: str) -> str:
@@ -142,6 +150,20 @@ def write_text_atomically(spark: SparkSession, path: str, text: str) -> None:
         fs.delete(target, False)
     if not fs.rename(temporary, target):  # pragma: no cover - filesystem refused
         raise OSError(f"could not move {temporary} to {target}")
+
+
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """A small text file (a manifest, a reviews file) through Hadoop's FileSystem; None when
+    there is no such file."""
+    fs, target = _fs(spark, path)
+    if not fs.exists(target) or fs.getFileStatus(target).isDirectory():
+        return None
+    stream = fs.open(target)
+    try:
+        jvm = spark.sparkContext._jvm
+        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
 
 
 def write_manifest(spark: SparkSession, output: str, dataset: str, run_date: str,
