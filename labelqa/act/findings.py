@@ -82,7 +82,11 @@ def read_findings(spark: SparkSession, output: str, dataset: str,
     """The run of `dataset` on `run_date` (default: its latest), checked to be complete."""
     run_date = latest_run_date(spark, output, dataset, run_date)
     path = manifest_path(output, dataset, run_date)
-    text = read_text(spark, path)
+    try:
+        text = read_text(spark, path)
+    except Exception as error:  # noqa: BLE001 - Py4J wraps the filesystem's error
+        reason = str(error).strip().splitlines()[0]
+        raise InputError("manifest", None, f"cannot read {path!r}: {reason}") from None
     if text is None:
         raise InputError("manifest", None, f"no manifest at {path!r}: the run of dataset "
                          f"{dataset!r} on {run_date} did not finish; rerun the audit")

@@ -14,12 +14,14 @@ from labelqa.report.model import (
     Change,
     ClassRow,
     NoiseChange,
+    PrecisionRow,
     ReportData,
+    Reviews,
     ScoreHistogram,
     WorstExample,
 )
 from labelqa.spark.history import compare_with_previous
-from labelqa.spark.output import path_exists, table_path
+from labelqa.spark.output import partition_dir, path_exists, table_path
 
 HISTOGRAM_BINS = 50
 CLASS_FIELDS = tuple(ClassRow.__dataclass_fields__)
@@ -76,6 +78,25 @@ def issue_changes(current: DataFrame, previous: DataFrame) -> tuple[int, int]:
     return int(counts["new"]), int(counts["resolved"])
 
 
+def run_reviews(spark: SparkSession, output: str, dataset: str, run_date: str
+                ) -> Reviews | None:
+    """The verdicts' counts and the measured precision, when the run has reviews."""
+    path = partition_dir(output, "review_precision", dataset, run_date)
+    if not path_exists(spark, path):
+        return None
+    order = {"overall": 0, "class": 1, "decile": 2}
+    rows = sorted(spark.read.parquet(path).collect(),
+                  key=lambda r: (order[r["scope"]], int(r["key"]) if r["scope"] == "decile"
+                                 else 0))
+    counts = {row["verdict"]: int(row["count"]) for row in
+              spark.read.parquet(partition_dir(output, "reviews", dataset, run_date))
+              .groupBy("verdict").count().collect()}
+    return Reviews(counts.get("confirmed", 0), counts.get("rejected", 0),
+                   counts.get("corrected", 0),
+                   tuple(PrecisionRow(**{f: row[f] for f in PrecisionRow.__dataclass_fields__})
+                         for row in rows))
+
+
 def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str | None,
                   generated_at: str, max_examples: int = 25) -> ReportData:
     run_date = latest_run_date(spark, output, dataset, run_date)
@@ -117,4 +138,5 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
         classes=classes, histogram=score_histogram(examples),
         worst=worst_examples(examples, names, max_examples), change=change,
         separation_auc=(summary["separation_auc"] if "separation_auc" in summary.__fields__
-                        else None))
+                        else None),
+        reviews=run_reviews(spark, output, dataset, run_date))
