@@ -182,11 +182,13 @@ def test_format_from_the_extension_or_given(output, tmp_path, capsys):
 
 def test_a_runs_table_written_before_the_new_columns_still_reads(spark, output, tmp_path):
     runs_dir = output / "runs" / "dataset=r"
-    old = pq.read_table(str(runs_dir)).drop(["reviewed_pairs", "confirmed_pairs",
-                                             "review_precision"])
+    old = spark.read.parquet(str(runs_dir)).drop("reviewed_pairs", "confirmed_pairs",
+                                                 "review_precision")
+    old.write.parquet(str(tmp_path / "old-runs"))
     shutil.rmtree(runs_dir)
-    runs_dir.mkdir()
-    pq.write_table(old, str(runs_dir / "old.parquet"))
+    shutil.move(tmp_path / "old-runs", runs_dir)
+    old = pq.read_table(str(runs_dir))
+    assert "review_precision" not in old.column_names
     pair = _pairs(output).iloc[0]
     path = tmp_path / "v.csv"
     path.write_text(f"id,class,verdict\n{pair.id},{pair.class_name},confirmed\n")
