@@ -140,8 +140,8 @@ def test_same_format_round_trips_and_carries_everything_else_over(spark, runs, t
 
     pd.testing.assert_frame_equal(rows(out[out.id.isin(source.id[not_audited])]),
                                   rows(source[not_audited]))
-    changed_ids = {i for i in expected if expected[i] != _expected_tags(
-        spark, runs, fmt, pairs=set())[i]}
+    given = _expected_tags(spark, runs, fmt, pairs=set())
+    changed_ids = {i for i in expected if expected[i] != given[i]}
     if fmt != "long":  # one row per example: unchanged ones are copied whole, annotator too
         same = source[source.id.isin(list(expected)) & ~source.id.isin(list(changed_ids))]
         pd.testing.assert_frame_equal(rows(out[out.id.isin(same.id)]), rows(same))
