@@ -1,4 +1,4 @@
-"""Command line: `labelqa audit`, `demo`, `register` and `report`.
+"""Command line: `labelqa audit`, `demo`, `register`, `report`, `export` and `reviews`.
 
 A thin layer: parse arguments, load the config, build the session, call labelqa.api.
 """
@@ -126,7 +126,50 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--max-examples", type=_positive, default=25,
                         help="how many of the worst examples the report lists")
     _spark_arguments(report)
+
+    export = commands.add_parser(
+        "export", formatter_class=_HelpFormatter,
+        help="write the corrected label table and the changes made",
+        description="Write the audited label table with the suggested tags applied "
+                    "(PATH/labels), the changes table (PATH/changes) and the counts "
+                    "(PATH/_export.json); reviewers' confirmed verdicts are applied, "
+                    "rejected ones never.")
+    _run_arguments(export)
+    export.add_argument("--to", required=True, help="directory to write the export to")
+    export.add_argument("--labels", help="the label table the run audited (default: the "
+                                         "path in the run's manifest)")
+    export.add_argument("--labels-format", choices=("array", "long", "onehot"),
+                        help="format of the corrected table (default: the input's)")
+    export.add_argument("--apply", choices=("flagged", "none"), default="flagged",
+                        help="apply the suggested tags of every flagged example, or only "
+                             "the reviewers' confirmed ones")
+    export.add_argument("--max-changes", type=_positive, help="apply the changes of the "
+                        "most severe examples, taken whole, up to this many changes")
+    _spark_arguments(export)
+
+    reviews = commands.add_parser(
+        "reviews", formatter_class=_HelpFormatter,
+        help="store reviewers' verdicts on a run's findings and measure their precision",
+        description="Read reviewers' verdicts (a CSV of id, class, verdict, optional "
+                    "reviewer; or a Label Studio JSON export), store them in the reviews "
+                    "table and write the findings' precision (review_precision, the runs "
+                    "history).")
+    _run_arguments(reviews)
+    reviews.add_argument("--reviews", required=True, help="the verdicts file (.csv or .json)")
+    reviews.add_argument("--format", choices=("csv", "label-studio"),
+                         help="the file's format (default: from its extension, .csv or "
+                              ".json)")
+    _spark_arguments(reviews)
     return parser
+
+
+def _run_arguments(command: argparse.ArgumentParser) -> None:
+    """The run a command acts on."""
+    command.add_argument("--output", required=True, help="the audit's output directory")
+    command.add_argument("--dataset", default="default", type=_dataset,
+                         help="the audited dataset's name (audit --dataset)")
+    command.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: the "
+                                                            "dataset's latest run)")
 
 
 def _spark_arguments(command: argparse.ArgumentParser) -> None:
@@ -206,6 +249,44 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session(args: argparse.Namespace):
+    from labelqa.config import load_config
+    from labelqa.spark.session import build_session
+
+    config = load_config(args.config, args.overrides)
+    return build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from labelqa.act.export import ExportOptions, export
+    from labelqa.act.findings import read_findings
+
+    spark = _session(args)
+    findings = read_findings(spark, args.output, args.dataset, args.run_date)
+    counts = export(spark, findings, ExportOptions(args.to, args.labels, args.labels_format,
+                                                   args.apply, args.max_changes))
+    changes, rows = counts["changes"], counts["rows"]
+    print(f"exported dataset={findings.dataset} run_date={findings.run_date}: "
+          f"{changes['applied']} change(s) ({changes['added']} added, {changes['removed']} "
+          f"removed) in {counts['examples']['changed']} example(s); {changes['rejected']} "
+          f"blocked by rejected verdicts")
+    print(f"rows: {rows['in']} in, {rows['out']} out; " + "; ".join(counts["reconciled"]))
+    print(f"labels: {redact_uri(args.to.rstrip('/'))}/labels ({counts['labels_format']})")
+    return 0
+
+
+def _reviews(args: argparse.Namespace) -> int:
+    from labelqa.act.findings import read_findings
+    from labelqa.act.reviews import describe, record_reviews
+
+    spark = _session(args)
+    findings = read_findings(spark, args.output, args.dataset, args.run_date)
+    report = record_reviews(spark, findings, args.reviews, args.format)
+    for line in describe(report, findings):
+        print(line)
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from labelqa.api import RunContext, run_audit_job, utc_now
     from labelqa.config import load_config
@@ -254,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
-        commands = {"audit": _audit, "demo": _demo, "register": _register, "report": _report}
+        commands = {"audit": _audit, "demo": _demo, "register": _register, "report": _report,
+                    "export": _export, "reviews": _reviews}
         return commands[args.command](args)
     except LabelqaError as error:
         if verbose:

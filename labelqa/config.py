@@ -252,6 +252,11 @@ def validate(config: AuditConfig) -> AuditConfig:
     return config
 
 
+def config_from_dict(tree: Mapping[str, Any]) -> AuditConfig:
+    """An AuditConfig from its dict form (`AuditConfig.to_json`, a manifest's `config`)."""
+    return validate(_build(AuditConfig, tree, ""))
+
+
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = tree

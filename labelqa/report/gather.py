@@ -9,48 +9,27 @@ import json
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from labelqa.errors import InputError
+from labelqa.act.findings import latest_run_date, partition
 from labelqa.report.model import (
     AnnotatorRow,
     Annotators,
     Change,
     ClassRow,
     NoiseChange,
+    PrecisionRow,
     ReportData,
+    Reviews,
     ScoreHistogram,
     WorstExample,
 )
 from labelqa.spark.history import compare_with_previous
-from labelqa.spark.output import path_exists, table_path
+from labelqa.spark.output import partition_dir, path_exists, table_path
 
 HISTOGRAM_BINS = 50
 CLASS_FIELDS = tuple(ClassRow.__dataclass_fields__)
 ANNOTATOR_FIELDS = tuple(AnnotatorRow.__dataclass_fields__)
 #: the report lists at most this many annotators that stand out
 MAX_ANNOTATORS = 20
-
-
-def _partition(spark: SparkSession, output: str, table: str, dataset: str,
-               run_date: str) -> DataFrame:
-    return (spark.read.parquet(table_path(output, table))
-            .filter((F.col("dataset") == dataset)
-                    & (F.col("run_date").cast("string") == run_date)))
-
-
-def _run_date(spark: SparkSession, output: str, dataset: str, run_date: str | None) -> str:
-    """The requested run date, or the dataset's latest; a clear error when there is none."""
-    if not path_exists(spark, table_path(output, "summary")):
-        raise InputError("summary", None, f"no labelqa outputs under {output!r}")
-    summary = spark.read.parquet(table_path(output, "summary")).filter(
-        F.col("dataset") == dataset)
-    if run_date is not None:
-        summary = summary.filter(F.col("run_date").cast("string") == run_date)
-    latest = summary.agg(F.max(F.col("run_date").cast("string")).alias("d")).first()["d"]
-    if latest is None:
-        wanted = f" on {run_date}" if run_date else ""
-        raise InputError("summary", "run_date", f"no run of dataset {dataset!r}{wanted} under "
-                                                f"{output!r}")
-    return latest
 
 
 def score_histogram(examples: DataFrame, bins: int = HISTOGRAM_BINS) -> ScoreHistogram:
@@ -109,7 +88,7 @@ def annotators_summary(spark: SparkSession, output: str, dataset: str, run_date:
     """The annotators that stand out (annotator-sized aggregates; at most `limit` rows)."""
     if not path_exists(spark, table_path(output, "annotators")):
         return None
-    table = _partition(spark, output, "annotators", dataset, run_date)
+    table = partition(spark, output, "annotators", dataset, run_date)
     totals = table.agg(
         F.count("*").alias("count"),
         (F.sum("flagged_extraneous") / F.sum("tags_given")).alias("extraneous"),
@@ -126,18 +105,35 @@ def annotators_summary(spark: SparkSession, output: str, dataset: str, run_date:
     return Annotators(int(totals["count"]), totals["extraneous"], totals["missing"],
                       tuple(AnnotatorRow(**row.asDict()) for row in rows),
                       int(totals["out"]) - len(rows))
+def run_reviews(spark: SparkSession, output: str, dataset: str, run_date: str
+                ) -> Reviews | None:
+    """The verdicts' counts and the measured precision, when the run has reviews."""
+    path = partition_dir(output, "review_precision", dataset, run_date)
+    if not path_exists(spark, path):
+        return None
+    order = {"overall": 0, "class": 1, "decile": 2}
+    rows = sorted(spark.read.parquet(path).collect(),
+                  key=lambda r: (order[r["scope"]], int(r["key"]) if r["scope"] == "decile"
+                                 else 0))
+    counts = {row["verdict"]: int(row["count"]) for row in
+              spark.read.parquet(partition_dir(output, "reviews", dataset, run_date))
+              .groupBy("verdict").count().collect()}
+    return Reviews(counts.get("confirmed", 0), counts.get("rejected", 0),
+                   counts.get("corrected", 0),
+                   tuple(PrecisionRow(**{f: row[f] for f in PrecisionRow.__dataclass_fields__})
+                         for row in rows))
 
 
 def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str | None,
                   generated_at: str, max_examples: int = 25) -> ReportData:
-    run_date = _run_date(spark, output, dataset, run_date)
-    summary = _partition(spark, output, "summary", dataset, run_date).first()
-    classes_df = _partition(spark, output, "classes", dataset, run_date)
+    run_date = latest_run_date(spark, output, dataset, run_date)
+    summary = partition(spark, output, "summary", dataset, run_date).first()
+    classes_df = partition(spark, output, "classes", dataset, run_date)
     # runs written before a column existed (separation_auc) show it as unknown
     classes = tuple(ClassRow(**{f: row[f] for f in CLASS_FIELDS if f in row.__fields__})
                     for row in classes_df.orderBy("class_index").collect())
     names = tuple(c.class_name for c in classes)
-    examples = _partition(spark, output, "examples", dataset, run_date)
+    examples = partition(spark, output, "examples", dataset, run_date)
 
     status = None
     if path_exists(spark, table_path(output, "runs")):
@@ -150,7 +146,7 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
                                        summary["run_id"], top=10)
     change = Change()
     if comparison.previous_run_date is not None:
-        previous = _partition(spark, output, "examples", dataset, comparison.previous_run_date)
+        previous = partition(spark, output, "examples", dataset, comparison.previous_run_date)
         new, resolved = issue_changes(examples, previous)
         change = Change(comparison.previous_run_date, comparison.previous_health_score,
                         comparison.previous_num_label_issues, new, resolved,
@@ -170,4 +166,5 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
         worst=worst_examples(examples, names, max_examples), change=change,
         separation_auc=(summary["separation_auc"] if "separation_auc" in summary.__fields__
                         else None),
-        annotators=annotators_summary(spark, output, dataset, run_date))
+        annotators=annotators_summary(spark, output, dataset, run_date),
+        reviews=run_reviews(spark, output, dataset, run_date))

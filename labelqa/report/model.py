@@ -108,6 +108,29 @@ class Annotators:
 
 
 @dataclass(frozen=True)
+class PrecisionRow:
+    """One row of the `review_precision` table."""
+
+    scope: str  # overall | class | decile
+    key: str | None  # None | class name | "1".."10"
+    reviewed: int
+    confirmed: int
+    precision: float | None  # None: no reviewed pair
+    precision_low: float | None
+    precision_high: float | None
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """Reviewers' verdicts on the run's findings (`labelqa reviews`)."""
+
+    confirmed: int
+    rejected: int
+    corrected: int  # tags reviewers changed that labelqa did not flag (not in precision)
+    precision: tuple[PrecisionRow, ...]  # overall first, then per class, per decile
+
+
+@dataclass(frozen=True)
 class ReportData:
     dataset: str
     run_date: str
@@ -127,3 +150,4 @@ class ReportData:
     change: Change = field(default_factory=Change)
     separation_auc: float | None = None  # summary.separation_auc (mean over the classes)
     annotators: Annotators | None = None
+    reviews: Reviews | None = None  # None: no verdicts on this run

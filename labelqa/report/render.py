@@ -11,7 +11,9 @@ int) in `data-*` attributes, so tests read values back without parsing rounded t
 * table rows: `<tr data-class>` (joint, noise changes), `<tr data-id data-rank data-score>`
   (worst examples); numbers in tables and the summary and change blocks:
   `data-field="<model field>" data-value`;
-* tags of the worst examples: `<span|ins|del class="tag" data-tag data-change>`.
+* tags of the worst examples: `<span|ins|del class="tag" data-tag data-change>`;
+* reviewers' verdicts (only when the run has reviews): `<tr data-scope data-key>` with
+  `data-field` cells `reviewed`, `confirmed`, `precision`, `precision_low`, `precision_high`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from labelqa.report.model import (
     Change,
     ClassRow,
     NoiseChange,
+    PrecisionRow,
     ReportData,
     ScoreHistogram,
     WorstExample,
@@ -655,6 +658,46 @@ def _change(data: ReportData) -> str:
     return _section("change", title, body)
 
 
+_SCOPES = {"overall": "all reviewed findings", "class": "class", "decile": "rank decile"}
+
+
+def _precision_row(row: PrecisionRow) -> str:
+    label = _SCOPES[row.scope] if row.key is None else f"{_SCOPES[row.scope]} {row.key}"
+    cells = [f'<td class="name">{_esc(label)}</td>',
+             _num_td("reviewed", row.reviewed, _count(row.reviewed)),
+             _num_td("confirmed", row.confirmed, _count(row.confirmed)),
+             _num_td("precision", row.precision, _dec(row.precision, 3)),
+             _num_td("precision_low", row.precision_low, _dec(row.precision_low, 3)),
+             _num_td("precision_high", row.precision_high, _dec(row.precision_high, 3))]
+    attrs = _attrs({"data-scope": row.scope, "data-key": row.key or ""})
+    return f"<tr{attrs}>{''.join(cells)}</tr>"
+
+
+def _reviews(data: ReportData) -> str:
+    reviews = data.reviews
+    overall = reviews.precision[0]
+    lead = ('<p class="lead">How often the findings are right, as reviewers judged them: '
+            "precision = confirmed / (confirmed + rejected) over the reviewed flagged tags, "
+            "with a Wilson 95 % interval; overall, per class and per decile of issue rank "
+            "(1 = the most severe tenth of the flagged examples). Corrected tags are ones "
+            "reviewers changed that labelqa did not flag.</p>")
+    stats = "".join([
+        _stat("review_precision", overall.precision if overall.precision is not None else 0.0,
+              _dec(overall.precision, 3), "precision",
+              f"95 % interval {_dec(overall.precision_low, 3)}–"
+              f"{_dec(overall.precision_high, 3)}"),
+        _stat("confirmed_pairs", reviews.confirmed, _count(reviews.confirmed), "confirmed"),
+        _stat("rejected_pairs", reviews.rejected, _count(reviews.rejected), "rejected"),
+        _stat("corrected_pairs", reviews.corrected, _count(reviews.corrected), "corrected")])
+    head = ('<thead><tr><th></th><th class="num">reviewed</th><th class="num">confirmed</th>'
+            '<th class="num">precision</th><th class="num">95 % low</th>'
+            '<th class="num">95 % high</th></tr></thead>')
+    rows = "\n".join(_precision_row(r) for r in reviews.precision)
+    return _section("reviews", "Reviewers' verdicts",
+                    f'{lead}\n<div class="stats">{stats}</div>\n<table class="precision">'
+                    f"{head}\n<tbody>\n{rows}\n</tbody></table>")
+
+
 # ---------------------------------------------------------------- document
 
 
@@ -670,6 +713,8 @@ def render_html(data: ReportData, max_classes: int = 40, max_examples: int = 25)
     title = f"labelqa report: {data.dataset} {data.run_date}"
     sections = [_summary(data), _noise(data, max_classes), _scores(data), _joint(data),
                 _worst(data, max_examples), _change(data)]
+    if data.reviews is not None:  # the number that says whether to trust the findings
+        sections.insert(1, _reviews(data))
     if data.annotators is not None:
         sections.append(_annotators(data.annotators))
     return "\n".join([

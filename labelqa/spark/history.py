@@ -17,7 +17,9 @@ RUNS_SCHEMA = ("run_id string, run_date string, status string, num_examples long
                "class_noise_changes array<struct<class_name: string, label_noise: double, "
                "previous_label_noise: double, change: double, inverse_label_noise: double, "
                "previous_inverse_label_noise: double, inverse_change: double>>, "
-               "started_at timestamp, finished_at timestamp")
+               "started_at timestamp, finished_at timestamp, "
+               # set by `labelqa reviews` on the reviewed run's row (null before)
+               "reviewed_pairs long, confirmed_pairs long, review_precision double")
 
 
 @dataclass(frozen=True)
