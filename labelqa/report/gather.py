@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -88,7 +89,10 @@ def annotators_summary(spark: SparkSession, output: str, dataset: str, run_date:
     """The annotators that stand out (annotator-sized aggregates; at most `limit` rows)."""
     if not path_exists(spark, table_path(output, "annotators")):
         return None
-    table = partition(spark, output, "annotators", dataset, run_date)
+    try:
+        table = partition(spark, output, "annotators", dataset, run_date)
+    except AnalysisException:  # the directory, but no run wrote a file in it (yet)
+        return None
     totals = table.agg(
         F.count("*").alias("count"),
         (F.sum("flagged_extraneous") / F.sum("tags_given")).alias("extraneous"),

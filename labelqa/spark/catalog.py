@@ -62,6 +62,8 @@ def register_tables(spark: SparkSession, output: str, database: str = "labelqa",
         try:
             spark.sql(f"CREATE TABLE {name} USING parquet LOCATION '{escaped}'")
         except AnalysisException as error:
+            if "UNABLE_TO_INFER_SCHEMA" in str(error) and table in OPTIONAL_TABLES:
+                continue  # every partition of it was removed by reruns without its setting
             if "UNABLE_TO_INFER_SCHEMA" not in str(error) or table != "quarantine":
                 raise
             # no run has quarantined a row yet: the table exists, empty, with its schema

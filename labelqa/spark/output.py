@@ -75,13 +75,16 @@ def replace_directory(spark: SparkSession, source: str, target: str, aside: str)
     """
     fs, source_path = _fs(spark, source)
     _, target_path = _fs(spark, target)
+    staged = fs.exists(source_path)
+    if not staged and not fs.exists(target_path):
+        return  # nothing to move (no directory made either: readers would find it empty)
     fs.mkdirs(target_path.getParent())
     if fs.exists(target_path):
         _, aside_path = _fs(spark, aside)
         fs.mkdirs(aside_path.getParent())
         if not fs.rename(target_path, aside_path):  # pragma: no cover - filesystem refused
             raise OSError(f"could not move {target} aside")
-    if not fs.exists(source_path):
+    if not staged:
         return
     if not fs.rename(source_path, target_path):  # pragma: no cover - filesystem refused
         raise OSError(f"could not move {source} to {target}")
