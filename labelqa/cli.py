@@ -126,6 +126,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--max-examples", type=_positive, default=25,
                         help="how many of the worst examples the report lists")
     _spark_arguments(report)
+
+    queue = commands.add_parser(
+        "queue", formatter_class=_HelpFormatter,
+        help="write the flagged examples to verify first, for human review",
+        description="Write the --budget flagged examples of one run to verify first, in issue "
+                    "order with at least --min-per-class of each class with issues, joined "
+                    "with the --data columns reviewers see (CSV, Parquet or Label Studio "
+                    "tasks).")
+    queue.add_argument("--output", required=True, help="the audit's output directory")
+    queue.add_argument("--dataset", default="default", type=_dataset,
+                       help="the audited dataset's name (audit --dataset)")
+    queue.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: the dataset's "
+                                                          "latest run)")
+    queue.add_argument("--budget", required=True, type=_positive,
+                       help="how many examples to queue")
+    queue.add_argument("--min-per-class", type=int, default=0,
+                       help="queue at least this many examples of each class with issues")
+    queue.add_argument("--data", help="Parquet table of what reviewers see, by the run's id "
+                                      "column (image URLs, texts)")
+    queue.add_argument("--data-columns", type=lambda text: tuple(
+        c.strip() for c in text.split(",") if c.strip()), default=(),
+                       help="comma-separated columns of --data to show, e.g. image_url,caption")
+    queue.add_argument("--to", required=True, help="where to write the queue (a file; a "
+                                                   "directory for parquet)")
+    queue.add_argument("--format", default="csv", choices=("csv", "parquet", "label-studio"),
+                       help="label-studio: task import JSON, plus TO.label_config.xml")
+    _spark_arguments(queue)
     return parser
 
 
@@ -206,6 +233,21 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queue(args: argparse.Namespace) -> int:
+    from labelqa.act.queue import QueueRequest, build_queue, describe, write_queue
+    from labelqa.config import load_config
+    from labelqa.spark.session import build_session
+
+    request = QueueRequest(args.budget, args.min_per_class, args.data, args.data_columns)
+    config = load_config(args.config, args.overrides)
+    spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    queue = build_queue(spark, args.output, args.dataset, args.run_date, request)
+    written = write_queue(spark, queue, args.to, args.format)
+    print(f"{describe(queue, request.budget, request.min_per_class)}: "
+          f"{', '.join(redact_uri(p) for p in written)}")
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from labelqa.api import RunContext, run_audit_job, utc_now
     from labelqa.config import load_config
@@ -254,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
-        commands = {"audit": _audit, "demo": _demo, "register": _register, "report": _report}
+        commands = {"audit": _audit, "demo": _demo, "register": _register, "report": _report,
+                    "queue": _queue}
         return commands[args.command](args)
     except LabelqaError as error:
         if verbose:
