@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--data", help="Parquet table of what reviewers see, by the run's id "
                                       "column (image URLs, texts)")
     queue.add_argument("--data-columns", type=lambda text: tuple(
-        c.strip() for c in text.split(",") if c.strip()), default=(),
+        c.strip() for c in text.split(",") if c.strip()),
                        help="comma-separated columns of --data to show, e.g. image_url,caption")
     queue.add_argument("--to", required=True, help="where to write the queue (a file; a "
                                                    "directory for parquet)")
@@ -238,7 +238,8 @@ def _queue(args: argparse.Namespace) -> int:
     from labelqa.config import load_config
     from labelqa.spark.session import build_session
 
-    request = QueueRequest(args.budget, args.min_per_class, args.data, args.data_columns)
+    request = QueueRequest(args.budget, args.min_per_class, args.data,
+                           args.data_columns or ())
     config = load_config(args.config, args.overrides)
     spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
     queue = build_queue(spark, args.output, args.dataset, args.run_date, request)

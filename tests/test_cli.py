@@ -94,7 +94,8 @@ def _subcommands():
     return parser, sub.choices
 
 
-@pytest.mark.parametrize("command", [None, "audit", "demo", "register", "report"])
+@pytest.mark.parametrize("command", [None, "audit", "demo", "register", "report",
+                                     "queue"])
 def test_help_exits_0_and_explains_every_option(command, capsys):
     parser, choices = _subcommands()
     target = parser if command is None else choices[command]

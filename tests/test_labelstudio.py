@@ -191,6 +191,7 @@ def running_label_studio(venv: Path, data_dir: Path):
     """Label Studio on 127.0.0.1 with SQLite in `data_dir`, one user and its API token from
     the environment; stopped (its whole process group) whatever happens."""
     port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(data_dir),
            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
            "LABEL_STUDIO_USERNAME": USER, "LABEL_STUDIO_PASSWORD": PASSWORD,

@@ -10,6 +10,7 @@ import pytest
 
 from labelqa.act.queue import QueueRequest, build_queue
 from labelqa.cli import main
+from labelqa.config import load_config
 from labelqa.errors import ConfigError, InputError
 from labelqa.spark.output import write_manifest, write_partition
 
@@ -67,9 +68,12 @@ def write_run(spark, output: str, dataset: str = DATASET, run_date: str = RUN_DA
     }
     for name, df in tables.items():
         write_partition(df, output, name, dataset, run_date)
+    config = load_config(None, [f"classes={list(CLASSES)}"])
     write_manifest(spark, output, dataset, run_date,
                    {"run_id": "run-1", "status": status, "dataset": dataset,
-                    "run_date": run_date, "config": {"input": {"id_column": "id"}}})
+                    "run_date": run_date, "config": json.loads(config.to_json()),
+                    "inputs": {"labels": "labels", "predictions": "predictions"},
+                    "rows": {"label_issues": len(FLAGGED)}})
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +197,9 @@ def test_run_selection_latest_and_unusable_status(spark, tmp_path):
     output = str(tmp_path / "out")
     write_run(spark, output, run_date="2026-11-01")
     write_run(spark, output, run_date="2026-11-02", status="running")
-    with pytest.raises(InputError, match=r"^manifest\.status: run tiny 2026-11-02 has status "
-                                         r"'running', not one of succeeded, gate_failed$"):
+    with pytest.raises(InputError, match=r"^manifest\.status: the run of dataset 'tiny' on "
+                                         r"2026-11-02 has status 'running'; only a run with "
+                                         r"status succeeded or gate_failed can be used$"):
         build_queue(spark, output, DATASET, None, QueueRequest(2))
     queue = build_queue(spark, output, DATASET, "2026-11-01", QueueRequest(2))
     assert queue.model_version == "labelqa tiny 2026-11-01"

@@ -26,7 +26,7 @@ from labelqa.spark.output import (
     discard,
     partition_dir,
     path_exists,
-    replace_path,
+    replace_directory,
     write_text_atomically,
 )
 
@@ -38,45 +38,53 @@ FLAGGED_TYPE = "array<struct<class_name: string, class_index: int, given: boolea
 LIST_SEPARATOR = "; "  # lists in a CSV cell
 
 
-# -- reading the run: a stand-in for labelqa.act.findings (issue 17, helper A); same job,
-# -- replace `_Run` and `_find_run` by it at merge
+# -- reading the run: a stand-in for labelqa.act.findings.read_findings (helper A's branch
+# -- issue17-export), with the attributes this module uses; at merge, delete this block and
+# -- import read_findings from labelqa.act.findings
 USABLE_STATUSES = ("succeeded", "gate_failed")
 
 
 @dataclass(frozen=True)
-class _Run:
+class _RunFindings:
     output: str
     dataset: str
     run_date: str
-    manifest: dict
     class_names: tuple[str, ...]
+    id_type: T.DataType
+    manifest: dict
 
     def table(self, spark: SparkSession, name: str) -> DataFrame:
         return spark.read.parquet(partition_dir(self.output, name, self.dataset, self.run_date))
 
-    @property
-    def id_column(self) -> str:
-        """The input tables' id column (the run's `input.id_column`)."""
-        return str(self.manifest.get("config", {}).get("input", {}).get("id_column", "id"))
 
-
-def _find_run(spark: SparkSession, output: str, dataset: str, run_date: str | None) -> _Run:
+def read_findings(spark: SparkSession, output: str, dataset: str,
+                  run_date: str | None = None) -> _RunFindings:
     from labelqa.report.gather import _run_date
     from labelqa.spark.output import manifest_path
 
     run_date = _run_date(spark, output, dataset, run_date)
     path = manifest_path(output, dataset, run_date)
     if not path_exists(spark, path):
-        raise InputError("manifest", None, f"run {dataset} {run_date} has no manifest "
-                         f"({path}): it did not finish")
+        raise InputError("manifest", None, f"no manifest at {path!r}: the run of dataset "
+                         f"{dataset!r} on {run_date} did not finish; rerun the audit")
     manifest = json.loads(spark.read.text(path, wholetext=True).first()[0])
-    if manifest.get("status") not in USABLE_STATUSES:
-        raise InputError("manifest", "status", f"run {dataset} {run_date} has status "
-                         f"{manifest.get('status')!r}, not one of {', '.join(USABLE_STATUSES)}")
+    status = manifest.get("status")
+    if status not in USABLE_STATUSES:
+        raise InputError("manifest", "status", f"the run of dataset {dataset!r} on {run_date} "
+                         f"has status {status!r}; only a run with status "
+                         f"{' or '.join(USABLE_STATUSES)} can be used")
     classes = (spark.read.parquet(partition_dir(output, "classes", dataset, run_date))
                .orderBy("class_index").select("class_name").collect())
-    return _Run(output, dataset, run_date, manifest, tuple(r[0] for r in classes))
+    id_type = spark.read.parquet(partition_dir(output, "examples", dataset, run_date)
+                                 ).schema["id"].dataType
+    return _RunFindings(output, dataset, run_date, tuple(r[0] for r in classes), id_type,
+                        manifest)
 # -- end of the stand-in
+
+
+def id_column(manifest: dict) -> str:
+    """The input tables' id column (the run's `input.id_column`): the data table's too."""
+    return str(manifest.get("config", {}).get("input", {}).get("id_column", "id"))
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,7 @@ def _data_table(spark: SparkSession, request: QueueRequest, id_column: str,
 
 def build_queue(spark: SparkSession, output: str, dataset: str, run_date: str | None,
                 request: QueueRequest) -> Queue:
-    run = _find_run(spark, output, dataset, run_date)
+    run = read_findings(spark, output, dataset, run_date)
     examples, class_issues = run.table(spark, "examples"), run.table(spark, "class_issues")
     chosen, num_flagged, reserved, classes = selection(examples, class_issues, request.budget,
                                                        request.min_per_class)
@@ -183,13 +191,14 @@ def build_queue(spark: SparkSession, output: str, dataset: str, run_date: str | 
                   .withColumn("flagged", F.coalesce("flagged", F.array().cast(FLAGGED_TYPE)))
                   .select(*QUEUE_COLUMNS))
         if request.data is not None:
-            data = _data_table(spark, request, run.id_column, examples.schema["id"].dataType)
+            data = _data_table(spark, request, id_column(run.manifest), run.id_type)
             wanted = data.join(F.broadcast(chosen.select("id")), "id")
             repeated = (wanted.groupBy("id").count().filter(F.col("count") > 1)
                         .orderBy("id").first())
             if repeated is not None:
-                raise InputError("data", run.id_column, f"{repeated['count']} rows have the id "
-                                 f"of one queued example: ids must be unique", repeated["id"])
+                raise InputError("data", id_column(run.manifest), f"{repeated['count']} rows "
+                                 "have the id of one queued example: ids must be unique",
+                                 repeated["id"])
             queued = queued.join(wanted.withColumn("_found", F.lit(True)), "id", "left")
         collected = queued.orderBy("issue_rank").collect()
     finally:
@@ -241,15 +250,17 @@ def write_queue(spark: SparkSession, queue: Queue, path: str, fmt: str) -> list[
         write_text_atomically(spark, path, json.dumps(tasks, indent=1, ensure_ascii=False))
         return [path, config]
     if fmt == "parquet":
-        staged = path.rstrip("/") + ".inprogress"
+        target = path.rstrip("/")
+        staged, aside = target + ".inprogress", target + ".replaced"
         try:
             (spark.createDataFrame([tuple(r.values()) for r in queue.rows], queue.schema)
              .coalesce(1).write.mode("overwrite")
              .option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
              .parquet(staged))
-            replace_path(spark, staged, path.rstrip("/"))
+            replace_directory(spark, staged, target, aside)
         finally:
             discard(spark, staged)
+        discard(spark, aside)  # only once the new queue is in place
         return [path]
     raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 

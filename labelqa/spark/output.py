@@ -144,20 +144,23 @@ def write_text_atomically(spark: SparkSession, path: str, text: str) -> None:
         raise OSError(f"could not move {temporary} to {target}")
 
 
-def replace_path(spark: SparkSession, source: str, target: str) -> None:
-    """Put the file or directory `source` at `target` by renames: the old `target` aside,
-    `source` in, then the old one deleted (a reader sees the old one or the new one)."""
+def replace_directory(spark: SparkSession, source: str, target: str, aside: str) -> None:
+    """Move `source` to `target` by two renames: the old `target` (if any) to `aside`, then
+    the new one in (readers see the old directory or the new one, never a half-written one).
+    Without a `source`, the old `target` is only moved aside.
+    """
     fs, source_path = _fs(spark, source)
     _, target_path = _fs(spark, target)
-    _, aside = _fs(spark, target + ".replaced")
-    if fs.exists(aside):
-        fs.delete(aside, True)
-    if fs.exists(target_path) and not fs.rename(target_path, aside):  # pragma: no cover
-        raise OSError(f"could not move {target} aside")
+    fs.mkdirs(target_path.getParent())
+    if fs.exists(target_path):
+        _, aside_path = _fs(spark, aside)
+        fs.mkdirs(aside_path.getParent())
+        if not fs.rename(target_path, aside_path):  # pragma: no cover - filesystem refused
+            raise OSError(f"could not move {target} aside")
+    if not fs.exists(source_path):
+        return
     if not fs.rename(source_path, target_path):  # pragma: no cover - filesystem refused
         raise OSError(f"could not move {source} to {target}")
-    if fs.exists(aside):
-        fs.delete(aside, True)
 
 
 def write_manifest(spark: SparkSession, output: str, dataset: str, run_date: str,
