@@ -303,6 +303,11 @@ def test_a_real_label_studio_round_trip(spark, tmp_path):
         for i, c, v in expected]
     assert skipped == 2
     assert at["14"] > at["12"]  # the edit's time, not the first annotation's
-    # `labelqa reviews` (issue 17) takes the export as it is:
+    # `labelqa reviews` (issue17-export) takes the export as it is; checked on a merge of the
+    # two branches, where these lines pass:
     # assert main(["reviews", "--output", output, "--dataset", DATASET,
     #              "--reviews", str(export_path), "--master", "local[2,2]"]) == 0
+    # stored = spark.read.parquet(partition_dir(output, "reviews", DATASET, RUN_DATE))
+    # assert sorted((r["id"], r["class_name"], r["verdict"], r["flagged"], r["reviewer"],
+    #                r["source"]) for r in stored.collect()) == [
+    #     (int(i), c, v, v != "corrected", reviewer, "label-studio") for i, c, v in expected]

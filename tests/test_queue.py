@@ -180,10 +180,12 @@ def test_data_table_errors_name_the_column_and_the_table_columns(spark, run_outp
     with pytest.raises(InputError, match=r"^data\.id: the ids are string, the run's are "
                                          r"bigint$"):
         build(("image_url",), text_ids)
-    with pytest.raises(InputError, match=r"^data\.flagged: is a column of the queue itself"):
-        spark.createDataFrame([(10, "x")], "id long, flagged string").write.parquet(
-            str(tmp_path / "clash"))
-        build(("flagged",), str(tmp_path / "clash"))
+    spark.createDataFrame([(10, "x")], "id long, flagged string").write.parquet(
+        str(tmp_path / "clash"))
+    for clash in ("flagged", "id"):
+        with pytest.raises(InputError, match=rf"^data\.{clash}: is a column of the queue "
+                                             r"itself: rename it in the data table$"):
+            build((clash,), str(tmp_path / "clash"))
 
 
 def test_request_checks():
@@ -191,6 +193,8 @@ def test_request_checks():
         QueueRequest(3, 0, "x")
     with pytest.raises(ConfigError, match="--min-per-class must be 0 or more, not -1"):
         QueueRequest(3, -1)
+    with pytest.raises(ConfigError, match="--data-columns names a more than once"):
+        QueueRequest(3, 0, "x", ("a", "b", "a"))
 
 
 def test_run_selection_latest_and_unusable_status(spark, tmp_path):

@@ -102,6 +102,9 @@ class QueueRequest:
         if (self.data is None) != (not self.data_columns):
             raise ConfigError("--data and --data-columns go together: the table and the "
                               "columns of it the reviewers see")
+        repeated = sorted({c for c in self.data_columns if self.data_columns.count(c) > 1})
+        if repeated:
+            raise ConfigError(f"--data-columns names {', '.join(repeated)} more than once")
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,8 @@ def _data_table(spark: SparkSession, request: QueueRequest, id_column: str,
                 "column"
             raise InputError("data", name, f"{what} not found in {request.data!r} "
                              f"(columns: {listed})")
-        if name != id_column and name in QUEUE_COLUMNS:
+    for name in request.data_columns:
+        if name in QUEUE_COLUMNS:
             raise InputError("data", name, "is a column of the queue itself: rename it in "
                              "the data table")
     found = fields[id_column]
