@@ -160,6 +160,32 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the file's format (default: from its extension, .csv or "
                               ".json)")
     _spark_arguments(reviews)
+    queue = commands.add_parser(
+        "queue", formatter_class=_HelpFormatter,
+        help="write the flagged examples to verify first, for human review",
+        description="Write the --budget flagged examples of one run to verify first, in issue "
+                    "order with at least --min-per-class of each class with issues, joined "
+                    "with the --data columns reviewers see (CSV, Parquet or Label Studio "
+                    "tasks).")
+    queue.add_argument("--output", required=True, help="the audit's output directory")
+    queue.add_argument("--dataset", default="default", type=_dataset,
+                       help="the audited dataset's name (audit --dataset)")
+    queue.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: the dataset's "
+                                                          "latest run)")
+    queue.add_argument("--budget", required=True, type=_positive,
+                       help="how many examples to queue")
+    queue.add_argument("--min-per-class", type=int, default=0,
+                       help="queue at least this many examples of each class with issues")
+    queue.add_argument("--data", help="Parquet table of what reviewers see, by the run's id "
+                                      "column (image URLs, texts)")
+    queue.add_argument("--data-columns", type=lambda text: tuple(
+        c.strip() for c in text.split(",") if c.strip()),
+                       help="comma-separated columns of --data to show, e.g. image_url,caption")
+    queue.add_argument("--to", required=True, help="where to write the queue (a file; a "
+                                                   "directory for parquet)")
+    queue.add_argument("--format", default="csv", choices=("csv", "parquet", "label-studio"),
+                       help="label-studio: task import JSON, plus TO.label_config.xml")
+    _spark_arguments(queue)
     return parser
 
 
@@ -287,6 +313,19 @@ def _reviews(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queue(args: argparse.Namespace) -> int:
+    from labelqa.act.queue import QueueRequest, build_queue, describe, write_queue
+
+    request = QueueRequest(args.budget, args.min_per_class, args.data,
+                           args.data_columns or ())
+    spark = _session(args)
+    queue = build_queue(spark, args.output, args.dataset, args.run_date, request)
+    written = write_queue(spark, queue, args.to, args.format)
+    print(f"{describe(queue, request.budget, request.min_per_class)}: "
+          f"{', '.join(redact_uri(p) for p in written)}")
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from labelqa.api import RunContext, run_audit_job, utc_now
     from labelqa.config import load_config
@@ -336,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"audit": _audit, "demo": _demo, "register": _register, "report": _report,
-                    "export": _export, "reviews": _reviews}
+                    "export": _export, "queue": _queue, "reviews": _reviews}
         return commands[args.command](args)
     except LabelqaError as error:
         if verbose:

@@ -95,7 +95,7 @@ def _subcommands():
 
 
 @pytest.mark.parametrize("command", [None, "audit", "demo", "register", "report", "export",
-                                     "reviews"])
+                                     "queue", "reviews"])
 def test_help_exits_0_and_explains_every_option(command, capsys):
     parser, choices = _subcommands()
     target = parser if command is None else choices[command]
