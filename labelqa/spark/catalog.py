@@ -21,7 +21,7 @@ from labelqa.spark.names import quoted
 from labelqa.spark.output import OPTIONAL_TABLES, TABLES, path_exists, qualified, table_path
 
 #: The tables `register` puts in the catalog: the run's tables and the run history.
-CATALOG_TABLES = (*TABLES, *OPTIONAL_TABLES, "runs")
+CATALOG_TABLES = (*TABLES, *OPTIONAL_TABLES, "runs", "reviews", "review_precision")
 
 
 @dataclass(frozen=True)
