@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the file's format (default: from its extension, .csv or "
                               ".json)")
     _spark_arguments(reviews)
+
     queue = commands.add_parser(
         "queue", formatter_class=_HelpFormatter,
         help="write the flagged examples to verify first, for human review",
@@ -167,11 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "order with at least --min-per-class of each class with issues, joined "
                     "with the --data columns reviewers see (CSV, Parquet or Label Studio "
                     "tasks).")
-    queue.add_argument("--output", required=True, help="the audit's output directory")
-    queue.add_argument("--dataset", default="default", type=_dataset,
-                       help="the audited dataset's name (audit --dataset)")
-    queue.add_argument("--run-date", type=_run_date, help="YYYY-MM-DD (default: the dataset's "
-                                                          "latest run)")
+    _run_arguments(queue)
     queue.add_argument("--budget", required=True, type=_positive,
                        help="how many examples to queue")
     queue.add_argument("--min-per-class", type=int, default=0,
