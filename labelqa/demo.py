@@ -75,4 +75,5 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
               f"[{row['given']}] -> [{row['suggested']}]")
     print(f"\ndemo finished in {elapsed:.1f} s")
     return {"found": found, "caught": caught, "injected": len(rows), "precision": precision,
-            "recall": recall, "report": report, "html_report": html_report}
+            "recall": recall, "report": report, "html_report": html_report, "sample": sample,
+            "output": str(out)}
