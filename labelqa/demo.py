@@ -73,6 +73,9 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
     for row in worst:
         print(f"{row['issue_rank']:>4}  {row['id']:>6}  {row['label_quality_score']:.4f}  "
               f"[{row['given']}] -> [{row['suggested']}]")
+    print(f"\nnext, a review queue of the 50 worst (README: Acting on the findings):\n"
+          f"  labelqa queue --output {out} --dataset demo --budget 50 --min-per-class 2 "
+          f"--to {out}/queue.csv")
     print(f"\ndemo finished in {elapsed:.1f} s")
     return {"found": found, "caught": caught, "injected": len(rows), "precision": precision,
             "recall": recall, "report": report, "html_report": html_report, "sample": sample,

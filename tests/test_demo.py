@@ -36,6 +36,8 @@ def test_demo_finds_the_injected_errors(demo):
     assert result["html_report"] == str(report)
     assert f"report:   {report} (open it in a browser)" in printed
     assert '<section id="worst">' in report.read_text()
+    assert (f"  labelqa queue --output {output} --dataset demo --budget 50 --min-per-class 2 "
+            f"--to {output}/queue.csv") in printed
 
 
 def test_reviewers_who_know_the_truth_measure_the_demos_precision(demo, tmp_path, capsys):
