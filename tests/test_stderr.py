@@ -53,6 +53,9 @@ def _runs(root: Path, everything: bool) -> list[tuple[str, list[str], int]]:
     corrupt.mkdir()
     pq.write_table(label_table(SAMPLE), str(corrupt / "part-0.parquet"))
     (corrupt / "part-1.parquet").write_bytes(b"PAR1 this is not parquet PAR1")
+    verdicts = root / "verdicts.csv"
+    verdicts.write_text("id,class,verdict\n0,0,maybe\n")
+    run = ["--output", str(root / "out"), "--dataset", "d", "--master", "local[2,2]"]
     runs = [
         ("first audit into a new output directory", ["audit", *good, *out], 0),
         ("the same audit again", ["audit", *good, *out], 0),
@@ -67,6 +70,15 @@ def _runs(root: Path, everything: bool) -> list[tuple[str, list[str], int]]:
           *out[:2], "--dataset", "e", *out[4:]], 2),
         ("a bad Spark setting",
          ["audit", *good, *out, "--set", "spark.conf.spark.driver.memory=lots"], 2),
+        ("a review queue", ["queue", *run, "--budget", "5", "--to", str(root / "q.csv")], 0),
+        ("a queue whose minimum does not fit the budget",
+         ["queue", *run, "--budget", "1", "--min-per-class", "3", "--to",
+          str(root / "q2.csv")], 2),
+        ("a corrected label table", ["export", *run, "--to", str(root / "export")], 0),
+        ("a reviews file with a bad verdict", ["reviews", *run, "--reviews", str(verdicts)], 2),
+        ("a queue of a dataset that was never audited",
+         ["queue", *run[:3], "nothing", *run[4:], "--budget", "5", "--to",
+          str(root / "q3.csv")], 2),
     ]
     chosen = CASES if everything else [c for c in CASES if c.name in (
         "fail policy stops at the first bad row", "every probability given as a percentage",
