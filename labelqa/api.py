@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 from labelqa import __version__
-from labelqa.act.annotators import annotator_counts, annotators_table
+from labelqa.act.annotators import write_annotators
 from labelqa.config import AuditConfig
 from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
@@ -210,15 +210,9 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                 written = list(TABLES)
                 if config.input.annotator_column is not None:
                     with stages.stage("write annotators") as info:
-                        staged = {name: spark.read.parquet(partition_dir(
-                            staging, name, run.dataset, run.run_date))
-                            for name in ("examples", "class_issues")}
-                        counts = annotator_counts(labels, config.input, joined.class_names,
-                                                  staged["examples"], staged["class_issues"])
-                        annotators = annotators_table(spark, counts, joined.num_classes)
-                        write_partition(annotators, staging, "annotators", run.dataset,
-                                        run.run_date)
-                        info["rows"] = annotators.count()
+                        info["rows"] = write_annotators(spark, labels, config.input,
+                                                        joined.class_names, staging,
+                                                        run.dataset, run.run_date)
                     written.append("annotators")
                 failures = evaluate_gates(config, tables)
                 status = "gate_failed" if failures else "succeeded"

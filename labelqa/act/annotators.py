@@ -30,6 +30,7 @@ from labelqa.config import InputConfig
 from labelqa.core.intervals import wilson_interval
 from labelqa.errors import InputError
 from labelqa.spark.formats import RAW_PREFIX, labels_rows
+from labelqa.spark.output import partition_dir, write_partition
 
 ANNOTATORS_SCHEMA = T.StructType([
     T.StructField("annotator", T.StringType()),
@@ -106,6 +107,20 @@ def annotator_counts(labels: DataFrame, inp: InputConfig, class_names: tuple[str
     ).select("annotator", *[F.col(c).cast("long").alias(c) for c in COUNTS])
 
 
+def write_annotators(spark: SparkSession, labels: DataFrame, inp: InputConfig,
+                     class_names: tuple[str, ...], staging: str, dataset: str,
+                     run_date: str) -> int:
+    """Stage the run's `annotators` partition from its label table and its staged `examples`
+    and `class_issues` partitions; returns the number of annotators."""
+    staged = {name: spark.read.parquet(partition_dir(staging, name, dataset, run_date))
+              for name in ("examples", "class_issues")}
+    counts = annotator_counts(labels, inp, class_names, staged["examples"],
+                              staged["class_issues"])
+    table = annotators_table(spark, counts, len(class_names))
+    write_partition(table, staging, "annotators", dataset, run_date)
+    return table.count()
+
+
 def annotators_table(spark: SparkSession, counts: DataFrame, num_classes: int) -> DataFrame:
     """The `annotators` table from the per-annotator counts (annotator-sized, collected)."""
     rows = sorted(counts.collect(), key=lambda r: (r["annotator"] is None, r["annotator"] or ""))
@@ -123,10 +138,16 @@ def annotators_table(spark: SparkSession, counts: DataFrame, num_classes: int) -
     return spark.createDataFrame(table, ANNOTATORS_SCHEMA)
 
 
+def pooled_rate(successes: int, trials: int) -> float:
+    """All annotators' rate together: every flagged tag over every tag (or chance) of all of
+    them (NaN without any). The table's ratios and the report's summary both use it."""
+    return successes / trials if trials else float("nan")
+
+
 def _rates(successes: np.ndarray, trials: np.ndarray) -> list[list]:
     """rate, interval low and high, ratio to the pooled rate, stands out (above it)."""
     low, high = wilson_interval(successes, trials)
-    pooled = successes.sum() / trials.sum() if trials.sum() else np.nan
+    pooled = pooled_rate(int(successes.sum()), int(trials.sum()))
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = successes / trials
         ratio = rate / pooled if pooled > 0 else np.full(len(rate), np.nan)

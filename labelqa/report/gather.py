@@ -5,11 +5,13 @@ grows with the number of rows reaches the driver."""
 from __future__ import annotations
 
 import json
+import math
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from labelqa.act.annotators import pooled_rate
 from labelqa.act.findings import latest_run_date, partition
 from labelqa.report.model import (
     AnnotatorRow,
@@ -93,10 +95,9 @@ def annotators_summary(spark: SparkSession, output: str, dataset: str, run_date:
         table = partition(spark, output, "annotators", dataset, run_date)
     except AnalysisException:  # the directory, but no run wrote a file in it (yet)
         return None
+    sums = ("flagged_extraneous", "tags_given", "flagged_missing", "missing_opportunities")
     totals = table.agg(
-        F.count("*").alias("count"),
-        (F.sum("flagged_extraneous") / F.sum("tags_given")).alias("extraneous"),
-        (F.sum("flagged_missing") / F.sum("missing_opportunities")).alias("missing"),
+        F.count("*").alias("count"), *[F.sum(c).alias(c) for c in sums],
         F.count_if(F.col("extraneous_stands_out") | F.col("missing_stands_out")).alias("out"),
     ).first()
     if not totals["count"]:
@@ -106,7 +107,9 @@ def annotators_summary(spark: SparkSession, output: str, dataset: str, run_date:
     rows = (table.filter(F.col("extraneous_stands_out") | F.col("missing_stands_out"))
             .orderBy(worst.desc(), F.col("annotator").asc_nulls_last()).limit(limit)
             .select(*ANNOTATOR_FIELDS).collect())
-    return Annotators(int(totals["count"]), totals["extraneous"], totals["missing"],
+    pooled = [pooled_rate(totals[k], totals[n]) for k, n in (sums[:2], sums[2:])]
+    return Annotators(int(totals["count"]),
+                      *[None if math.isnan(rate) else rate for rate in pooled],
                       tuple(AnnotatorRow(**row.asDict()) for row in rows),
                       int(totals["out"]) - len(rows))
 def run_reviews(spark: SparkSession, output: str, dataset: str, run_date: str
