@@ -346,7 +346,7 @@ def _audit(args: argparse.Namespace) -> int:
 def _print_report(report) -> None:
     print(f"audited {report.num_examples} examples x {report.num_classes} classes: "
           f"{report.num_label_issues} label issues, health {report.overall_health_score:.4f}")
-    print(report.comparison)
+    print(report.comparison_text)
     print(f"outputs: {redact_uri(report.output)} (dataset={report.dataset}, "
           f"run_date={report.run_date})")
     print(f"manifest: {redact_uri(report.manifest)} (status {report.status})")

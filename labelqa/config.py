@@ -182,7 +182,19 @@ _JVM_MEMORY = re.compile(r"[0-9]+[kmgt]?", re.I)
 #: Size settings Spark (and labelqa, for the intake's partitions) parse as byte strings.
 SIZE_SETTINGS = ("spark.driver.memoryOverhead", "spark.executor.memoryOverhead",
                  "spark.driver.maxResultSize", "spark.sql.adaptive.advisoryPartitionSizeInBytes")
-_BYTE_STRING = re.compile(r"[0-9]+([kmgtp]b?|b)?", re.I)
+_BYTE_STRING = re.compile(r"([0-9]+)([kmgtp]b?|b)?", re.I)
+_BYTE_UNITS = {"b": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def byte_string_as_bytes(text: str) -> int:
+    """A size setting in bytes, read as Spark reads it (JavaUtils.byteStringAsBytes: no unit
+    means bytes; k, m, g, t, p with or without a trailing b are powers of 1024)."""
+    match = _BYTE_STRING.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(f"{text!r} is not a size (a whole number with an optional unit b, "
+                          "k, m, g, t or p, e.g. 64m)")
+    unit = (match.group(2) or "b").lower()[0]
+    return int(match.group(1)) * 1024 ** _BYTE_UNITS[unit]
 #: Integer settings labelqa reads back to size its work.
 INTEGER_SETTINGS = ("spark.sql.shuffle.partitions",
                     "spark.sql.execution.arrow.maxRecordsPerBatch",

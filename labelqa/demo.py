@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from labelqa.api import RunContext, run_audit_job, utc_now, write_report
 from labelqa.config import load_config
 from labelqa.sample import generate, write_sample
+from labelqa.tables import table_path
 
 TAGS = ("person", "car", "dog", "cat", "tree", "building", "road", "sky", "water", "bicycle")
 PREVALENCE = np.array([0.45, 0.30, 0.12, 0.10, 0.35, 0.40, 0.33, 0.50, 0.15, 0.08])
@@ -20,6 +21,7 @@ SEED = 2026
 
 
 def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
+    from labelqa.spark.jvm import set_log_levels
     from labelqa.spark.session import build_session
 
     started = time.perf_counter()
@@ -31,12 +33,12 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
     write_sample(sample, labels_path, predictions_path, rows_per_file=1000)
     config = load_config(None, [f"classes={list(TAGS)}"])
     spark = build_session(master, dict(config.spark.conf), "labelqa-demo")
-    spark.sparkContext.setLogLevel("ERROR")
+    set_log_levels(spark, "ERROR", {})
     run = RunContext("demo", utc_now().date().isoformat(), uuid.uuid4().hex)
     report = run_audit_job(spark, labels_path, predictions_path, str(out), config, run)
 
     partition = (F.col("dataset") == run.dataset) & (F.col("run_date") == run.run_date)
-    class_issues = spark.read.parquet(f"{out}/class_issues").filter(partition)
+    class_issues = spark.read.parquet(table_path(str(out), "class_issues")).filter(partition)
     rows, classes = np.nonzero(sample.injected)
     injected = spark.createDataFrame(
         [(int(sample.ids[r]), int(k)) for r, k in zip(rows, classes)],
@@ -49,7 +51,7 @@ def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
     names = F.array(*[F.lit(t) for t in TAGS])
     def tag_names(column: str):
         return F.array_join(F.transform(column, lambda k: F.element_at(names, k + 1)), ", ")
-    worst = (spark.read.parquet(f"{out}/examples").filter(partition)
+    worst = (spark.read.parquet(table_path(str(out), "examples")).filter(partition)
              .filter(F.col("issue_rank") <= 10).orderBy("issue_rank")
              .select("issue_rank", "id", "label_quality_score",
                      tag_names("given_labels").alias("given"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labelqa.tables import RUNS, TABLES
+
 
 @dataclass(frozen=True)
 class Query:
@@ -69,7 +71,7 @@ ORDER BY cur.issue_rank"""),
 
 #: Tables with a DuckDB view (every run writes its quarantine partition, with no rows when
 #: nothing was rejected, so the quarantine view always has a file to read).
-DUCKDB_TABLES = ("examples", "class_issues", "classes", "summary", "runs", "quarantine")
+DUCKDB_TABLES = (*TABLES, RUNS)
 
 
 def duckdb_views(output: str) -> str:
@@ -77,7 +79,7 @@ def duckdb_views(output: str) -> str:
     root = output.rstrip("/").replace("'", "''")
     statements = ["CREATE SCHEMA IF NOT EXISTS labelqa;"]
     for table in DUCKDB_TABLES:
-        depth = "*/*.parquet" if table == "runs" else "*/*/*.parquet"
+        depth = "*/*.parquet" if table == RUNS else "*/*/*.parquet"
         statements.append(
             f"CREATE OR REPLACE VIEW labelqa.{table} AS SELECT * FROM read_parquet("
             f"'{root}/{table}/{depth}', hive_partitioning = true, union_by_name = true);")

@@ -123,12 +123,8 @@ def test_score_only_flags_under_low_filters(spark, tmp_path, filter_by):
     labels = spark.createDataFrame(label_table(sample).to_pandas())
     predictions = spark.createDataFrame(prediction_table(sample).to_pandas())
     config = load_config(None, [f"issues.filter_by={filter_by}"])
-    joined, tables = audit_dataframes(spark, labels, predictions, config)
-    try:
+    with audit_dataframes(spark, labels, predictions, config) as (_, tables):
         examples = tables.examples.toPandas()
-    finally:
-        tables.release()
-        joined.release()
     flagged = examples[examples["is_label_issue"]]
     texts = flagged["explanation"].map(lambda e: e["text"])
     no_tags = flagged["num_class_issues"] == 0

@@ -242,7 +242,7 @@ def test_a_real_label_studio_round_trip(spark, tmp_path):
     """The queue imported into Label Studio, verdicts recorded through its API, the project
     exported as JSON and parsed back into exactly those verdicts."""
     from labelqa.cli import main
-    from labelqa.spark.output import partition_dir
+    from labelqa.tables import partition_dir
     from tests.test_queue import CLASSES as RUN_CLASSES
     from tests.test_queue import DATASET, RUN_DATE, write_run
 

@@ -61,10 +61,10 @@ def test_passing_gates_and_history_across_runs(spark, inputs, tmp_path, capsys):
     first = run_audit_job(spark, str(inputs / "l.parquet"), str(inputs / "p.parquet"),
                           str(tmp_path), config, RunContext("h", "2026-11-01", "first"))
     assert first.status == "succeeded"
-    assert first.comparison == "no previous run of this dataset to compare with"
+    assert first.comparison_text == "no previous run of this dataset to compare with"
     second = run_audit_job(spark, str(inputs / "l2.parquet"), str(inputs / "p2.parquet"),
                            str(tmp_path), config, RunContext("h", "2026-11-02", "second"))
-    assert second.comparison.startswith(
+    assert second.comparison_text.startswith(
         f"compared with 2026-11-01: health {first.overall_health_score:.4f} -> "
         f"{second.overall_health_score:.4f}")
     runs = spark.read.parquet(str(tmp_path / "runs")).orderBy("run_date").collect()
@@ -86,7 +86,7 @@ def test_passing_gates_and_history_across_runs(spark, inputs, tmp_path, capsys):
     # a rerun of the same date compares with the run it replaces, not with nothing
     rerun = run_audit_job(spark, str(inputs / "l.parquet"), str(inputs / "p.parquet"),
                           str(tmp_path), config, RunContext("h", "2026-11-02", "rerun"))
-    assert rerun.comparison.startswith(
+    assert rerun.comparison_text.startswith(
         "compared with the run of 2026-11-02 this rerun replaces: health "
         f"{second.overall_health_score:.4f} -> {rerun.overall_health_score:.4f}")
     runs = spark.read.parquet(str(tmp_path / "runs")).orderBy("finished_at").collect()

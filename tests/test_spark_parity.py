@@ -69,12 +69,9 @@ def _run(spark, name, config):
     from labelqa.api import audit_dataframes
 
     labels, predictions = _frames(spark, name)
-    joined, tables = audit_dataframes(spark, labels, predictions, config)
-    try:
+    with audit_dataframes(spark, labels, predictions, config) as (_, tables):
         return (tables.examples.toPandas(), tables.class_issues.toPandas(),
                 tables.classes.toPandas().set_index("class_index"), tables)
-    finally:
-        tables.release()
 
 
 def _score_tolerance(sample, scoring) -> float:

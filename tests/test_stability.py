@@ -15,12 +15,10 @@ CONFIG = load_config(None, ["output.class_scores=true"])
 
 
 def _tables(spark, labels, predictions, config=CONFIG):
-    _, tables = audit_dataframes(spark, labels, predictions, config)
-    frames = {name: getattr(tables, name).collect()
-              for name in ("examples", "class_issues", "classes")}
-    issues = tables.num_label_issues
-    tables.release()
-    return frames, issues
+    with audit_dataframes(spark, labels, predictions, config) as (_, tables):
+        frames = {name: getattr(tables, name).collect()
+                  for name in ("examples", "class_issues", "classes")}
+        return frames, tables.num_label_issues
 
 
 def _assert_same(spark, left, right):

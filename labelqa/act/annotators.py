@@ -30,26 +30,8 @@ from labelqa.config import InputConfig
 from labelqa.core.intervals import wilson_interval
 from labelqa.errors import InputError
 from labelqa.spark.formats import RAW_PREFIX, labels_rows
-from labelqa.spark.output import partition_dir, write_partition
-
-ANNOTATORS_SCHEMA = T.StructType([
-    T.StructField("annotator", T.StringType()),
-    T.StructField("examples_tagged", T.LongType()),
-    T.StructField("tags_given", T.LongType()),
-    T.StructField("flagged_extraneous", T.LongType()),
-    T.StructField("extraneous_rate", T.DoubleType()),
-    T.StructField("extraneous_rate_low", T.DoubleType()),
-    T.StructField("extraneous_rate_high", T.DoubleType()),
-    T.StructField("extraneous_ratio", T.DoubleType()),
-    T.StructField("extraneous_stands_out", T.BooleanType()),
-    T.StructField("missing_opportunities", T.LongType()),
-    T.StructField("flagged_missing", T.LongType()),
-    T.StructField("missing_rate", T.DoubleType()),
-    T.StructField("missing_rate_low", T.DoubleType()),
-    T.StructField("missing_rate_high", T.DoubleType()),
-    T.StructField("missing_ratio", T.DoubleType()),
-    T.StructField("missing_stands_out", T.BooleanType()),
-])
+from labelqa.spark.output import write_partition
+from labelqa.tables import ANNOTATORS, partition_dir
 
 COUNTS = ("examples_tagged", "tags_given", "flagged_extraneous", "flagged_missing")
 
@@ -125,7 +107,7 @@ def annotators_table(spark: SparkSession, counts: DataFrame, num_classes: int) -
     """The `annotators` table from the per-annotator counts (annotator-sized, collected)."""
     rows = sorted(counts.collect(), key=lambda r: (r["annotator"] is None, r["annotator"] or ""))
     if not rows:
-        return spark.createDataFrame([], ANNOTATORS_SCHEMA)
+        return spark.createDataFrame([], ANNOTATORS)
     column = {c: np.array([r[c] for r in rows], dtype=np.int64) for c in COUNTS}
     opportunities = column["examples_tagged"] * num_classes - column["tags_given"]
     extraneous = _rates(column["flagged_extraneous"], column["tags_given"])
@@ -135,7 +117,7 @@ def annotators_table(spark: SparkSession, counts: DataFrame, num_classes: int) -
         table.append((row["annotator"], *(int(column[c][i]) for c in COUNTS[:3]),
                       *(part[i] for part in extraneous), int(opportunities[i]),
                       int(column["flagged_missing"][i]), *(part[i] for part in missing)))
-    return spark.createDataFrame(table, ANNOTATORS_SCHEMA)
+    return spark.createDataFrame(table, ANNOTATORS)
 
 
 def pooled_rate(successes: int, trials: int) -> float:

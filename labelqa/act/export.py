@@ -32,14 +32,10 @@ from labelqa.act.reviews import stored_reviews
 from labelqa.errors import ConfigError, InputError
 from labelqa.spark.formats import RAW_PREFIX, CheckedRows, labels_rows
 from labelqa.spark.inputs import read_parquet
+from labelqa.spark.jvm import write_text_atomically
 from labelqa.spark.names import column
-from labelqa.spark.output import (
-    discard,
-    replace_directory,
-    staging_root,
-    write_parquet,
-    write_text_atomically,
-)
+from labelqa.spark.output import discard, replace_directory, write_parquet
+from labelqa.tables import staging_root
 
 FORMATS = ("array", "long", "onehot")
 APPLY = ("flagged", "none")

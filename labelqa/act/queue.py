@@ -22,12 +22,9 @@ from labelqa.act import labelstudio
 from labelqa.act.findings import read_findings
 from labelqa.errors import ConfigError, InputError
 from labelqa.spark.inputs import read_parquet
+from labelqa.spark.jvm import write_text_atomically
 from labelqa.spark.names import column
-from labelqa.spark.output import (
-    discard,
-    replace_directory,
-    write_text_atomically,
-)
+from labelqa.spark.output import discard, replace_directory
 
 FORMATS = ("csv", "parquet", "label-studio")
 #: the queue's own columns, before the data columns

@@ -28,32 +28,22 @@ from pyspark.sql import types as T
 from labelqa.act.findings import RunFindings
 from labelqa.core.intervals import wilson_interval
 from labelqa.errors import InputError
-from labelqa.spark.history import RUNS_SCHEMA
-from labelqa.spark.output import (
-    discard,
+from labelqa.spark.jvm import path_exists, read_text
+from labelqa.spark.output import discard, publish, replace_directory, write_parquet, write_partition
+from labelqa.tables import (
+    REVIEW_PRECISION,
+    RUNS,
+    RUNS_SCHEMA,
+    dataset_dir,
     partition_dir,
-    path_exists,
-    publish,
-    read_text,
-    replace_directory,
+    reviews_schema,
     staging_root,
-    table_path,
-    write_parquet,
-    write_partition,
 )
 
 VERDICTS = ("confirmed", "rejected", "corrected")
 CSV_VERDICTS = ("confirmed", "rejected")
 FORMATS = ("csv", "label-studio")
-PRECISION_SCHEMA = ("scope string, key string, reviewed long, confirmed long, "
-                    "precision double, precision_low double, precision_high double")
 NUM_DECILES = 10
-
-
-def reviews_schema(id_type: T.DataType) -> str:
-    return (f"id {id_type.simpleString()}, class_index int, class_name string, "
-            "verdict string, flagged boolean, given boolean, issue_rank int, "
-            "reviewer string, reviewed_at timestamp, source string")
 
 
 def stored_reviews(spark: SparkSession, findings: RunFindings) -> DataFrame | None:
@@ -253,7 +243,7 @@ def _runs_rewritten(spark: SparkSession, findings: RunFindings, staging: str,
     """The dataset's `runs` partition with the reviewed run's row carrying the precision,
     staged (read with the explicit schema: rows written before these columns existed read
     them as null). False when the history has no row of the run."""
-    path = f"{table_path(findings.output, 'runs')}/dataset={findings.dataset}"
+    path = dataset_dir(findings.output, RUNS, findings.dataset)
     if not path_exists(spark, path):
         return False
     runs = spark.read.schema(RUNS_SCHEMA).parquet(path)
@@ -300,7 +290,7 @@ def record_reviews(spark: SparkSession, findings: RunFindings, path: str,
         counts = {row["verdict"]: int(row["count"])
                   for row in stored.groupBy("verdict").count().collect()}
         precision = precision_rows(stored, findings.class_names, findings.num_label_issues)
-        write_partition(spark.createDataFrame(precision, PRECISION_SCHEMA).coalesce(1),
+        write_partition(spark.createDataFrame(precision, REVIEW_PRECISION).coalesce(1),
                         staging, "review_precision", findings.dataset, findings.run_date)
         history = _runs_rewritten(spark, findings, staging, precision[0])
         publish_reviews(spark, staging, findings, history)
@@ -317,7 +307,7 @@ def publish_reviews(spark: SparkSession, staging: str, findings: RunFindings,
                     history: bool) -> None:
     if history:  # before publish() removes the staging directory
         replace_directory(spark, f"{staging}/runs",
-                          f"{table_path(findings.output, 'runs')}/dataset={findings.dataset}",
+                          dataset_dir(findings.output, RUNS, findings.dataset),
                           f"{staging}/_replaced/runs")
     publish(spark, staging, findings.output, ("reviews", "review_precision"),
             findings.dataset, findings.run_date)

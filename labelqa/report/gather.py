@@ -4,6 +4,7 @@ grows with the number of rows reaches the driver."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -18,7 +19,6 @@ from labelqa.report.model import (
     Annotators,
     Change,
     ClassRow,
-    NoiseChange,
     PrecisionRow,
     ReportData,
     Reviews,
@@ -26,7 +26,8 @@ from labelqa.report.model import (
     WorstExample,
 )
 from labelqa.spark.history import compare_with_previous
-from labelqa.spark.output import partition_dir, path_exists, table_path
+from labelqa.spark.jvm import path_exists
+from labelqa.tables import partition_dir, table_path
 
 HISTOGRAM_BINS = 50
 CLASS_FIELDS = tuple(ClassRow.__dataclass_fields__)
@@ -155,9 +156,9 @@ def gather_report(spark: SparkSession, output: str, dataset: str, run_date: str 
     if comparison.previous_run_date is not None:
         previous = partition(spark, output, "examples", dataset, comparison.previous_run_date)
         new, resolved = issue_changes(examples, previous)
-        change = Change(comparison.previous_run_date, comparison.previous_health_score,
-                        comparison.previous_num_label_issues, new, resolved,
-                        tuple(NoiseChange(**c) for c in comparison.class_noise_changes))
+        change = Change(**{f.name: getattr(comparison, f.name)
+                           for f in dataclasses.fields(comparison)},
+                        new_issues=new, resolved_issues=resolved)
 
     config = json.loads(summary["config_json"])
     return ReportData(

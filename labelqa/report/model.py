@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from labelqa.record import Comparison
+from labelqa.record import NoiseChange as NoiseChange  # the report shows it too
+
 
 @dataclass(frozen=True)
 class ClassRow:
@@ -53,26 +56,12 @@ class WorstExample:
 
 
 @dataclass(frozen=True)
-class NoiseChange:
-    class_name: str
-    label_noise: float
-    previous_label_noise: float
-    change: float
-    inverse_label_noise: float  # forgotten tags: most annotation errors
-    previous_inverse_label_noise: float
-    inverse_change: float
+class Change(Comparison):
+    """This run against the dataset's previous run date (all None without one): the run
+    history's comparison, and which examples' flags changed."""
 
-
-@dataclass(frozen=True)
-class Change:
-    """This run against the dataset's previous run date (all None without one)."""
-
-    previous_run_date: str | None = None
-    previous_health_score: float | None = None
-    previous_num_label_issues: int | None = None
     new_issues: int | None = None  # flagged now, not flagged (or absent) in the previous run
     resolved_issues: int | None = None  # flagged in the previous run, not flagged now
-    class_noise_changes: tuple[NoiseChange, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql.types import _parse_datatype_string
 
 from labelqa.config import AuditConfig
 from labelqa.core import flags as fl
@@ -33,31 +33,30 @@ from labelqa.core.separation import (
 from labelqa.core.summaries import ClassQuality, health_score
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
-from labelqa.spark.explanation import EXPLANATION_DDL, Vocabulary, explanations
+from labelqa.spark.explanation import Vocabulary, explanations
 from labelqa.spark.inputs import JoinedInput
 from labelqa.spark.intake import as_array, statistics
 from labelqa.spark.partials import collect_partials, partial_sums
 from labelqa.spark.ranking import RANK_BINS, RankRanges, rank_bins, ranks_within
 from labelqa.spark.selection import find_cuts, histogram_partials, histogram_shapes
+from labelqa.tables import CLASSES, class_issues_schema, examples_schema
 
 
 @dataclass(frozen=True)
 class AuditTables:
-    """The audit's result: the DataFrames of the output tables (not yet written) and the plan."""
+    """The audit's result: the DataFrames of the output tables (not yet written) and the plan.
+
+    A context manager: leaving it frees the scored cache every table reads."""
 
     examples: DataFrame
     class_issues: DataFrame
     classes: DataFrame
     plan: AuditPlan
+    class_names: tuple[str, ...]
     num_label_issues: int
+    label_issues: np.ndarray  # flagged annotated examples per class
+    separation: Separation
     persisted: tuple[DataFrame, ...]
-    names: tuple[str, ...] = ()
-    label_issues: np.ndarray | None = None
-    separation: Separation | None = None
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.names
 
     @property
     def label_noise(self) -> np.ndarray:
@@ -72,12 +71,18 @@ class AuditTables:
         for df in self.persisted:
             df.unpersist()
 
+    def __enter__(self) -> AuditTables:
+        return self
 
-def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
-              class_names: tuple[str, ...]) -> AuditTables:
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig) -> AuditTables:
     """Thresholds (from the intake's sums), joint and histograms, selection cuts, then one
     scoring pass whose blocks every output table is built from."""
     num_classes, num_rows = joined.num_classes, joined.num_rows
+    class_names = joined.class_names
     blocks = joined.blocks
     totals_in = joined.threshold_totals
     thresholds = thresholds_from(totals_in, num_rows, joined.single_precision)
@@ -102,7 +107,7 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
                      id_dtype)
 
     vocabulary = Vocabulary.of(class_names, thresholds.given, thresholds.not_given)
-    id_type = joined.id_type.simpleString()
+    id_type = joined.id_type
     scored = cached(score_blocks(blocks, plan, cuts, vocabulary, id_type,
                                  config.output.class_scores))
     found = statistics(scored)
@@ -117,9 +122,9 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
     classes = class_table(spark, plan, label_issues, inverse, class_names, separation)
     examples = example_rows(scored, as_array(found, "rank_bins", (RANK_BINS,)), id_type,
                             config.output.class_scores)
-    return AuditTables(examples, class_issues, classes, plan,
-                       int(as_array(found, "issues", (1,))[0]), (scored,), class_names,
-                       label_issues, separation)
+    return AuditTables(examples, class_issues, classes, plan, class_names,
+                       int(as_array(found, "issues", (1,))[0]), label_issues, separation,
+                       (scored,))
 
 
 @dataclass(frozen=True)
@@ -182,29 +187,31 @@ def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vo
                        stats)
 
 
-CLASS_ISSUE_COLUMNS = ("id", "class_index", "class_name", "given", "pred_prob", "class_score")
+CLASS_ISSUE_COLUMNS = tuple(class_issues_schema(T.LongType()).fieldNames())
 #: kinds of the scoring pass's rows besides blocks and statistics
 UNFLAGGED_ROW, CLASS_ISSUE_ROW = 3, 4
 
 
-def scored_schema(id_type: str, with_class_scores: bool) -> str:
+def scored_schema(id_type: T.DataType, with_class_scores: bool) -> T.StructType:
     """The scoring pass's rows: blocks of flagged examples, statistics, and the final rows of
     the unflagged examples and of class_issues (they cross from Arrow to the JVM once, here,
     and are written from the scored cache without another Python pass)."""
-    return ("kind byte, block binary, name string, position long, value long, "
-            f"id {id_type}, given_labels array<int>, given_tags array<string>, "
-            "label_quality_score double, is_label_issue boolean, suggested_labels array<int>, "
-            "suggested_tags array<string>, num_class_issues int, "
-            + ("class_scores array<double>, " if with_class_scores else "")
-            + "class_index int, class_name string, given boolean, pred_prob double, "
-            "class_score double")
+    examples = [f for f in examples_schema(id_type, with_class_scores).fields
+                if f.name not in ("issue_rank", "explanation")]
+    class_issues = [f for f in class_issues_schema(id_type).fields if f.name != "id"]
+    return T.StructType([T.StructField("kind", T.ByteType()),
+                         T.StructField("block", T.BinaryType()),
+                         T.StructField("name", T.StringType()),
+                         T.StructField("position", T.LongType()),
+                         T.StructField("value", T.LongType()), *examples, *class_issues])
 
 
 def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
-                 vocabulary: Vocabulary, id_type: str, with_class_scores: bool) -> DataFrame:
+                 vocabulary: Vocabulary, id_type: T.DataType, with_class_scores: bool
+                 ) -> DataFrame:
     """The scoring pass over every examples block."""
-    ddl = scored_schema(id_type, with_class_scores)
-    schema = to_arrow_schema(_parse_datatype_string(ddl))
+    spark_schema = scored_schema(id_type, with_class_scores)
+    schema = to_arrow_schema(spark_schema)
 
     def kind(code: int, n: int) -> pa.Array:
         return pa.array(np.full(n, code, np.int8))
@@ -230,25 +237,16 @@ def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
                                   position=pa.array(positions, pa.int64()),
                                   value=pa.array(values, pa.int64()))
 
-    return blocks.mapInArrow(score, ddl)
+    return blocks.mapInArrow(score, spark_schema)
 
 
-EXAMPLE_COLUMNS = ("id", "given_labels", "given_tags", "label_quality_score", "is_label_issue",
-                   "issue_rank", "suggested_labels", "suggested_tags", "num_class_issues",
-                   "explanation")
 
-
-def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: str,
+def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: T.DataType,
                  with_class_scores: bool) -> DataFrame:
     """The examples table: the unflagged rows from the scored cache as they are, the flagged
     ones ranked by range (labelqa.spark.ranking); one write job."""
-    columns = list(EXAMPLE_COLUMNS) + (["class_scores"] if with_class_scores else [])
-    schema = (f"id {id_type}, given_labels array<int>, given_tags array<string>, "
-              "label_quality_score double, is_label_issue boolean, issue_rank int, "
-              "suggested_labels array<int>, suggested_tags array<string>, "
-              f"num_class_issues int, explanation {EXPLANATION_DDL}")
-    if with_class_scores:
-        schema += ", class_scores array<double>"
+    schema = examples_schema(id_type, with_class_scores)
+    columns = schema.fieldNames()
     ranges = RankRanges.of(rank_counts)
 
     def by_range(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -278,8 +276,7 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: str,
     flagged_rows = (blocks.mapInArrow(by_range, "range int, block binary")
                     .repartition(ranges.count, "range").mapInArrow(ranked, schema))
     unflagged = scored.filter(F.col("kind") == UNFLAGGED_ROW).select(
-        *[F.lit(None).cast("int").alias(c) if c == "issue_rank"
-          else F.lit(None).cast(EXPLANATION_DDL).alias(c) if c == "explanation"
+        *[F.lit(None).cast(schema[c].dataType).alias(c) if c in ("issue_rank", "explanation")
           else F.col(c) for c in columns])
     return unflagged.unionByName(flagged_rows)
 
@@ -311,11 +308,5 @@ def class_table(spark: SparkSession, plan: AuditPlan, label_issues: np.ndarray,
         "separation_auc": _nullable(separation.auc),
         "separation_auc_error": _nullable(separation.error),
     })
-    schema = ("class_index int, class_name string, num_given long, threshold_given double, "
-              "threshold_not_given double, cj_given_given long, cj_given_not long, "
-              "cj_not_given long, cj_not_not long, label_issues long, "
-              "inverse_label_issues long, label_noise double, inverse_label_noise double, "
-              "label_quality_score double, note string, separation_auc double, "
-              "separation_auc_error double")
-    return spark.createDataFrame(table, schema)
+    return spark.createDataFrame(table, CLASSES)
 

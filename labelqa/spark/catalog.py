@@ -16,12 +16,9 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 from labelqa.errors import ConfigError
-from labelqa.spark.inputs import QUARANTINE_SCHEMA
+from labelqa.spark.jvm import path_exists, qualified
 from labelqa.spark.names import quoted
-from labelqa.spark.output import OPTIONAL_TABLES, TABLES, path_exists, qualified, table_path
-
-#: The tables `register` puts in the catalog: the run's tables and the run history.
-CATALOG_TABLES = (*TABLES, *OPTIONAL_TABLES, "runs", "reviews", "review_precision")
+from labelqa.tables import CATALOG_TABLES, OPTIONAL_TABLES, QUARANTINE, table_path
 
 
 @dataclass(frozen=True)
@@ -62,12 +59,13 @@ def register_tables(spark: SparkSession, output: str, database: str = "labelqa",
         try:
             spark.sql(f"CREATE TABLE {name} USING parquet LOCATION '{escaped}'")
         except AnalysisException as error:
-            if "UNABLE_TO_INFER_SCHEMA" in str(error) and table in OPTIONAL_TABLES:
+            no_files = error.getCondition() == "UNABLE_TO_INFER_SCHEMA"
+            if no_files and table in OPTIONAL_TABLES:
                 continue  # every partition of it was removed by reruns without its setting
-            if "UNABLE_TO_INFER_SCHEMA" not in str(error) or table != "quarantine":
+            if not no_files or table != "quarantine":
                 raise
             # no run has quarantined a row yet: the table exists, empty, with its schema
-            spark.sql(f"CREATE TABLE {name} ({QUARANTINE_SCHEMA}, dataset string, "
+            spark.sql(f"CREATE TABLE {name} ({QUARANTINE.toDDL()}, dataset string, "
                       f"run_date date) USING parquet PARTITIONED BY (dataset, run_date) "
                       f"LOCATION '{escaped}'")
         spark.sql(f"ALTER TABLE {name} RECOVER PARTITIONS")

@@ -22,11 +22,6 @@ TAG_TYPE = pa.struct([("class_index", pa.int32()), ("class_name", pa.string()),
                       ("pred_prob", pa.float64()), ("threshold", pa.float64())])
 EXPLANATION_TYPE = pa.struct([("text", pa.string()), ("missing", pa.list_(TAG_TYPE)),
                               ("extraneous", pa.list_(TAG_TYPE))])
-EXPLANATION_DDL = ("struct<text: string, "
-                   "missing: array<struct<class_index: int, class_name: string, "
-                   "pred_prob: double, threshold: double>>, "
-                   "extraneous: array<struct<class_index: int, class_name: string, "
-                   "pred_prob: double, threshold: double>>>")
 
 
 def fixed(values: np.ndarray, places: int) -> pa.Array:

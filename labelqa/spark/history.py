@@ -2,59 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from labelqa.spark.output import path_exists, table_path
-
-RUNS_SCHEMA = ("run_id string, run_date string, status string, num_examples long, "
-               "num_classes int, num_label_issues long, overall_health_score double, "
-               "gates_failed array<string>, previous_run_date string, "
-               "previous_health_score double, previous_num_label_issues long, "
-               "class_noise_changes array<struct<class_name: string, label_noise: double, "
-               "previous_label_noise: double, change: double, inverse_label_noise: double, "
-               "previous_inverse_label_noise: double, inverse_change: double>>, "
-               "started_at timestamp, finished_at timestamp, "
-               # set by `labelqa reviews` on the reviewed run's row (null before)
-               "reviewed_pairs long, confirmed_pairs long, review_precision double")
+from labelqa.errors import LabelqaError
+from labelqa.record import Comparison, NoiseChange, RunRecord
+from labelqa.spark.jvm import path_exists
+from labelqa.tables import RUNS, RUNS_SCHEMA, table_path
 
 
-@dataclass(frozen=True)
-class Comparison:
-    previous_run_date: str | None = None
-    previous_health_score: float | None = None
-    previous_num_label_issues: int | None = None
-    class_noise_changes: list[dict] = field(default_factory=list)
-    previous_run_id: str | None = None
+class HistoryError(LabelqaError):
+    """An earlier run's table exists but cannot be read: the comparison would be wrong
+    (exit 2: a rerun cannot repair it)."""
 
-    def describe(self, health: float, issues: int, run_date: str | None = None) -> str:
-        if self.previous_run_date is None:
-            return "no previous run of this dataset to compare with"
-        moved = ", ".join(f"{c['class_name']} {c['change']:+.4f} (inverse "
-                          f"{c['inverse_change']:+.4f})"
-                          for c in self.class_noise_changes) or "none"
-        which = (f"the run of {self.previous_run_date} this rerun replaces"
-                 if self.previous_run_date == run_date else self.previous_run_date)
-        return (f"compared with {which}: health "
-                f"{self.previous_health_score:.4f} -> {health:.4f} "
-                f"({health - self.previous_health_score:+.4f}), label issues "
-                f"{self.previous_num_label_issues} -> {issues} "
-                f"({issues - self.previous_num_label_issues:+d}); label noise (inverse: "
-                f"forgotten tags) moved most: {moved}")
+    exit_code = 2
+
+    def __init__(self, table: str, path: str, error: Exception) -> None:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        super().__init__(f"the run history's {table} table at {path!r} cannot be read "
+                         f"({reason}): repair or move it; labelqa does not treat it as a first "
+                         "run")
 
 
 def _read(spark: SparkSession, output: str, table: str) -> DataFrame | None:
-    """The table, or None before the first run has written it."""
+    """The table, or None before the first run has written it. Any other failure to read it
+    (a corrupt or foreign table) is an error: it must not pass for a first run."""
     path = table_path(output, table)
     if not path_exists(spark, path):
         return None
     try:
         return spark.read.parquet(path)
-    except AnalysisException:  # the directory, but no file in it yet
-        return None
+    except AnalysisException as error:
+        if error.getCondition() == "UNABLE_TO_INFER_SCHEMA":  # the directory, no file yet
+            return None
+        raise HistoryError(table, path, error) from None
 
 
 def compare_with_previous(spark: SparkSession, output: str, dataset: str, run_date: str,
@@ -95,14 +77,15 @@ def compare_with_previous(spark: SparkSession, output: str, dataset: str, run_da
                  .select("class_name", "label_noise", "previous_label_noise", "change",
                          "inverse_label_noise", "previous_inverse_label_noise",
                          "inverse_change").collect())
-        changes = [row.asDict() for row in moved
-                   if row["change"] != 0 or row["inverse_change"] != 0]
+        changes = tuple(NoiseChange(**row.asDict()) for row in moved
+                        if row["change"] != 0 or row["inverse_change"] != 0)
     return Comparison(previous_date, previous["overall_health_score"],
                       previous["num_label_issues"], changes, previous["run_id"])
 
 
-def append_run(spark: SparkSession, output: str, dataset: str, row: dict) -> None:
+def append_run(spark: SparkSession, output: str, record: RunRecord) -> None:
     """Add this run's row to `runs/dataset=<name>/` (history accumulates; never rewritten)."""
-    (spark.createDataFrame([row], RUNS_SCHEMA).withColumn("dataset", F.lit(dataset))
+    (spark.createDataFrame([record.runs_row()], RUNS_SCHEMA)
+     .withColumn("dataset", F.lit(record.dataset))
      .coalesce(1).write.mode("append").partitionBy("dataset")
-     .parquet(table_path(output, "runs")))
+     .parquet(table_path(output, RUNS)))

@@ -24,10 +24,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from labelqa.act.annotators import check_annotator_column
-from labelqa.config import AuditConfig
+from labelqa.config import AuditConfig, byte_string_as_bytes
 from labelqa.core import intake as rules
 from labelqa.core.thresholds import NUM_LIMBS
 from labelqa.errors import InputError, SchemaErrors
+from labelqa.record import SourceCounts
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
 from labelqa.spark.formats import (
@@ -47,21 +48,10 @@ from labelqa.spark.intake import (
     tagged_rows,
 )
 from labelqa.spark.names import column
+from labelqa.spark.session import SessionSettings
 from labelqa.spark.vocabulary import resembling, resolve, schema_names
 
 SOURCES = rules.SOURCES
-
-QUARANTINE_SCHEMA = "source string, id string, reason string, detail string, row_json string"
-
-
-@dataclass(frozen=True)
-class SourceCounts:
-    rows: int
-    audited: int
-    quarantined: int
-    collapsed: int
-    reasons: dict[str, int]
-    repeated_tags: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +70,7 @@ class JoinedInput:
     predictions: SourceCounts
     threshold_totals: dict[str, np.ndarray]
     persisted: tuple[DataFrame, ...] = field(default=())
+    settings: SessionSettings | None = None  # the session settings the intake changed
 
     @property
     def quarantine(self) -> DataFrame:
@@ -87,8 +78,21 @@ class JoinedInput:
         return self.rejected.drop("column")
 
     def release(self) -> None:
+        """Free the intake's disk cache (every later table then reads the audit's cache)."""
         for df in self.persisted:
             df.unpersist()
+
+    def close(self) -> None:
+        """Free the cache and leave the caller's session settings as they were found."""
+        self.release()
+        if self.settings is not None:
+            self.settings.restore()
+
+    def __enter__(self) -> JoinedInput:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def read_parquet(spark: SparkSession, path: str, table: str) -> DataFrame:
@@ -149,8 +153,7 @@ def _partitions(spark: SparkSession, labels_in: int, predictions_in: int, k: int
     (rows in memory: id, the vector, the tags), never fewer than
     `spark.sql.shuffle.partitions`; each becomes a block of the intake's cache."""
     configured = int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
-    # Spark's own parser for size strings ("64MB", "1g", "67108864")
-    target = spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
+    target = byte_string_as_bytes(
         spark.conf.get("spark.sql.adaptive.advisoryPartitionSizeInBytes", "64m"))
     size = predictions_in * (k * (4 if single else 8) + 48) + labels_in * 64
     return max(configured, -(-size // target))
@@ -204,34 +207,36 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     run_id_type = input_id_type(labels, predictions, inp)
     single = isinstance(prediction_element_type(predictions, inp, names), T.FloatType)
     empty_when_unlabeled = inp.labels_format == "long" and inp.unlabeled_ids == "empty"
-    tagged = tagged_rows(checked_labels, rules.LABELS).unionByName(
-        tagged_rows(checked_predictions, rules.PREDICTIONS), allowMissingColumns=True)
+    tagged = tagged_rows(checked_labels).unionByName(tagged_rows(checked_predictions),
+                                                     allowMissingColumns=True)
     spark = labels.sparkSession
     # rows per Arrow batch and per Parquet reader batch from K: the reader's default 4096 rows
     # of 4000 float32 probabilities asked for one 64 MB buffer and ran out of a 2 GB heap
     # (250k x 4000, README: Benchmarks)
-    for batch_key, rows in (("spark.sql.execution.arrow.maxRecordsPerBatch",
-                             records_per_batch(k)),
-                            ("spark.sql.parquet.columnarReaderBatchSize",
-                             min(4096, records_per_batch(k)))):
-        if batch_key not in config.spark.conf:
-            spark.conf.set(batch_key, str(rows))
+    settings = SessionSettings.apply(spark, {
+        key: str(rows) for key, rows in (
+            ("spark.sql.execution.arrow.maxRecordsPerBatch", records_per_batch(k)),
+            ("spark.sql.parquet.columnarReaderBatchSize", min(4096, records_per_batch(k))))
+        if key not in config.spark.conf})
     decision = rules.IntakeRules(
         labels_one_row_per_id=checked_labels.one_row_per_id,
         predictions_one_row_per_id=checked_predictions.one_row_per_id,
         expected_prediction_rows=k if inp.predictions_format == "long" else None,
         empty_when_unlabeled=empty_when_unlabeled)
-    intake = cached(intake_blocks(
-        tagged, decision, k, located(checked_predictions, checked_predictions.probs_column),
-        located(checked_labels, checked_labels.labels_column),
-        _partitions(spark, labels_in, predictions_in, k, single)))
+    intake = None
     try:
+        intake = cached(intake_blocks(
+            tagged, decision, k, located(checked_predictions, checked_predictions.probs_column),
+            located(checked_labels, checked_labels.labels_column),
+            _partitions(spark, labels_in, predictions_in, k, single)))
         found = statistics(intake)
         label_counts, prediction_counts, num_rows = _counts(found, (labels_in, predictions_in))
         _check_accounting(label_counts, prediction_counts, num_rows, inp.labels_format,
-                          inp.predictions_format, inp.unlabeled_ids)
-    except Exception:
-        intake.unpersist()
+                          inp.predictions_format)
+    except BaseException:
+        if intake is not None:
+            intake.unpersist()
+        settings.restore()
         raise
     rejected = _quarantine_rows(intake)
     for source, table, counts, name_column, what in (
@@ -247,7 +252,7 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     examples = intake.filter(F.col("kind") == bl.BLOCK).select("block")
     return JoinedInput(examples, num_rows, k, single, run_id_type, names,
                        rejected, label_counts, prediction_counts,
-                       threshold_totals, (intake,))
+                       threshold_totals, (intake,), settings)
 
 
 #: at most this many distinct unknown names are matched against the classes
@@ -343,7 +348,7 @@ def stop_error(config: AuditConfig, joined: JoinedInput) -> InputError | None:
 
 
 def _check_accounting(labels: SourceCounts, predictions: SourceCounts, audited_examples: int,
-                      labels_format: str, predictions_format: str, unlabeled: str) -> None:
+                      labels_format: str, predictions_format: str) -> None:
     """rows in = audited + quarantined + collapsed, and one audited row per example."""
     for source, counts in (("labels", labels), ("predictions", predictions)):
         total = counts.audited + counts.quarantined + counts.collapsed

@@ -31,13 +31,18 @@ PROBLEM_SEPARATOR = "\x1f"
 RAW = ("_raw_labels", "_raw_predictions")
 
 
-def tagged_rows(checked: CheckedRows, source: int) -> DataFrame:
+def source_code(checked: CheckedRows) -> int:
+    """The intake's code of the table the rows come from (`labelqa.core.intake.SOURCES`)."""
+    return rules.LABELS if checked.source == "labels" else rules.PREDICTIONS
+
+
+def tagged_rows(checked: CheckedRows) -> DataFrame:
     """One table's checked rows in the shape both tables share for the single exchange.
 
     The raw row travels as one struct (`_raw_labels` / `_raw_predictions`), turned into
     `row_json` only for rows that end quarantined; array predictions' vector is read from it.
     """
-    rows = checked.rows
+    rows, source = checked.rows, source_code(checked)
     # a row repeated with other values only in columns the audit does not read (an annotator
     # column, say) is the same row: it collapses, as a repeated tag does in the array format
     content = [column(RAW_PREFIX + c) for c in checked.content_columns]
@@ -74,8 +79,7 @@ def intake_schema(tagged: DataFrame) -> T.StructType:
 def located(checked: CheckedRows, name: str) -> tuple[str, str | None]:
     """Where a checked column is in the tagged rows: (column, field of the raw struct)."""
     if name.startswith(RAW_PREFIX):
-        source = rules.LABELS if checked.source == "labels" else rules.PREDICTIONS
-        return RAW[source], name[len(RAW_PREFIX):]
+        return RAW[source_code(checked)], name[len(RAW_PREFIX):]
     return name, None
 
 

@@ -1,4 +1,5 @@
-"""Write the output tables as Hive-partitioned Parquet, and the run's manifest last."""
+"""Write the output tables as Hive-partitioned Parquet, publish a run's staged partitions, and
+write its manifest last. Names, schemas and paths: `labelqa.tables`."""
 
 from __future__ import annotations
 
@@ -8,15 +9,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from labelqa.errors import InputError
-
-TABLES = ("examples", "class_issues", "classes", "summary", "quarantine")
-#: Tables a run writes only with some settings (`annotators`: `input.annotator_column`); a
-#: run without one removes the partition an earlier run of the same date left.
-OPTIONAL_TABLES = ("annotators",)
-
-
-def table_path(output: str, table: str) -> str:
-    return f"{output.rstrip('/')}/{table}"
+from labelqa.spark.jvm import delete, directories, move, path_exists, write_text_atomically
+from labelqa.tables import ID_TABLES, OPTIONAL_TABLES, manifest_path, partition_dir, partition_glob
 
 
 def write_partition(df: DataFrame, output: str, table: str, dataset: str, run_date: str) -> None:
@@ -33,21 +27,6 @@ def write_parquet(df: DataFrame, path: str) -> None:
     """Write `df` as the Parquet directory `path`, replacing it, without a `_SUCCESS` file."""
     (df.write.mode("overwrite").option("mapreduce.fileoutputcommitter.marksuccessfuljobs",
                                        "false").parquet(path))
-
-
-def partition_dir(root: str, table: str, dataset: str, run_date: str) -> str:
-    return f"{table_path(root, table)}/dataset={dataset}/run_date={run_date}"
-
-
-def staging_root(output: str, run_id: str) -> str:
-    """Where a run writes its tables before they become visible."""
-    return f"{output.rstrip('/')}/_staging/{run_id}"
-
-
-def _fs(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
 
 def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, ...],
@@ -73,56 +52,27 @@ def replace_directory(spark: SparkSession, source: str, target: str, aside: str)
     the new one in (readers see the old directory or the new one, never a half-written one).
     Without a `source`, the old `target` is only moved aside.
     """
-    fs, source_path = _fs(spark, source)
-    _, target_path = _fs(spark, target)
-    staged = fs.exists(source_path)
-    if not staged and not fs.exists(target_path):
-        return  # nothing to move (no directory made either: readers would find it empty)
-    fs.mkdirs(target_path.getParent())
-    if fs.exists(target_path):
-        _, aside_path = _fs(spark, aside)
-        fs.mkdirs(aside_path.getParent())
-        if not fs.rename(target_path, aside_path):  # pragma: no cover - filesystem refused
-            raise OSError(f"could not move {target} aside")
-    if not staged:
-        return
-    if not fs.rename(source_path, target_path):  # pragma: no cover - filesystem refused
-        raise OSError(f"could not move {source} to {target}")
-
-
-def qualified(spark: SparkSession, path: str) -> str:
-    """`path` as a full URI (a relative local path becomes file:/abs/path)."""
-    fs, target = _fs(spark, path)
-    return str(fs.makeQualified(target).toString())
-
-
-def path_exists(spark: SparkSession, path: str) -> bool:
-    fs, target = _fs(spark, path)
-    return bool(fs.exists(target))
+    staged = path_exists(spark, source)
+    if path_exists(spark, target):
+        move(spark, target, aside)
+    if staged:
+        move(spark, source, target)
 
 
 def discard(spark: SparkSession, path: str) -> None:
-    fs, target = _fs(spark, path)
-    if fs.exists(target):
-        fs.delete(target, True)
-
-
-#: The tables whose `id` column has the input's id type (`quarantine.id` is always a string).
-ID_TABLES = ("examples", "class_issues")
+    """Remove a staging directory (or any directory) and everything in it."""
+    delete(spark, path)
 
 
 def written_id_types(spark: SparkSession, output: str, dataset: str, run_date: str
                      ) -> dict[str, T.DataType]:
     """The id type of every dataset already under `output`, by dataset, leaving out the
     partition this run replaces (one partition per dataset is read: schema only)."""
-    fs, pattern = _fs(spark, f"{table_path(output, 'examples')}/dataset=*/run_date=*")
     partitions: dict[str, str] = {}
-    for status in fs.globStatus(pattern) or []:
-        path = status.getPath()
-        name, date = path.getParent().getName(), path.getName()
-        found = name.split("=", 1)[1]
-        if status.isDirectory() and (found, date.split("=", 1)[1]) != (dataset, run_date):
-            partitions.setdefault(found, str(path.toString()))
+    for path in directories(spark, partition_glob(output, "examples")):
+        found_dataset, found_date = (part.split("=", 1)[1] for part in path.split("/")[-2:])
+        if (found_dataset, found_date) != (dataset, run_date):
+            partitions.setdefault(found_dataset, path)
     types = {}
     for found, path in sorted(partitions.items()):
         try:
@@ -148,39 +98,6 @@ def refuse_other_id_type(spark: SparkSession, output: str, dataset: str, run_dat
                 f"dataset of one output directory needs the same id type ({', '.join(ID_TABLES)}"
                 f" are read with one schema): use another --output for this dataset, or cast "
                 f"its ids to {existing.simpleString()}")
-
-
-def manifest_path(output: str, dataset: str, run_date: str) -> str:
-    return f"{output.rstrip('/')}/_manifests/dataset={dataset}/run_date={run_date}.json"
-
-
-def write_text_atomically(spark: SparkSession, path: str, text: str) -> None:
-    """Write through Hadoop's FileSystem (local, HDFS, object stores): temp file, then rename."""
-    fs, target = _fs(spark, path)
-    _, temporary = _fs(spark, path + ".inprogress")
-    stream = fs.create(temporary, True)
-    try:
-        stream.write(bytearray(text.encode("utf-8")))
-    finally:
-        stream.close()
-    if fs.exists(target):
-        fs.delete(target, False)
-    if not fs.rename(temporary, target):  # pragma: no cover - filesystem refused
-        raise OSError(f"could not move {temporary} to {target}")
-
-
-def read_text(spark: SparkSession, path: str) -> str | None:
-    """A small text file (a manifest, a reviews file) through Hadoop's FileSystem; None when
-    there is no such file."""
-    fs, target = _fs(spark, path)
-    if not fs.exists(target) or fs.getFileStatus(target).isDirectory():
-        return None
-    stream = fs.open(target)
-    try:
-        jvm = spark.sparkContext._jvm
-        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-    finally:
-        stream.close()
 
 
 def write_manifest(spark: SparkSession, output: str, dataset: str, run_date: str,

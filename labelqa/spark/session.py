@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from labelqa.config import redact_setting
 from labelqa.errors import ConfigError, LabelqaError
+from labelqa.spark.jvm import set_log_levels
 
 #: Settings labelqa applies unless the config's `spark.conf` says otherwise.
 DEFAULT_SPARK_CONF = {
@@ -41,11 +44,31 @@ QUIET_LOGGERS = {
 def set_log_level(spark: SparkSession, verbose: bool) -> None:
     """Spark's own log: warnings and errors without Java stack traces; with --verbose
     everything from INFO (labelqa's stage lines are its own logger's)."""
-    spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")
-    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
-    for name, quiet in QUIET_LOGGERS.items():
-        log4j.core.config.Configurator.setLevel(name, log4j.Level.getLevel(
-            "INFO" if verbose else quiet))
+    set_log_levels(spark, "INFO" if verbose else "WARN",
+                   {name: "INFO" if verbose else quiet for name, quiet in QUIET_LOGGERS.items()})
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Session settings a step changed, and what they were: `restore()` leaves the caller's
+    session as it was found (a setting that was unset is unset again)."""
+
+    spark: SparkSession
+    previous: Mapping[str, str | None]
+
+    @classmethod
+    def apply(cls, spark: SparkSession, settings: Mapping[str, str]) -> SessionSettings:
+        previous = {key: spark.conf.get(key, None) for key in settings}
+        for key, value in settings.items():
+            spark.conf.set(key, value)
+        return cls(spark, previous)
+
+    def restore(self) -> None:
+        for key, value in self.previous.items():
+            if value is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, value)
 
 
 def _gateway_error(conf: dict[str, str]) -> LabelqaError:

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from labelqa.config import AuditConfig
 from labelqa.errors import ConfigError, InputError
 from labelqa.spark.formats import prediction_element_type
+from labelqa.spark.jvm import read_text
 from labelqa.spark.names import column
 
 
-def _configured(config: AuditConfig) -> tuple[tuple[str, ...], str] | None:
+def _configured(config: AuditConfig, spark: SparkSession
+                ) -> tuple[tuple[str, ...], str] | None:
+    """The configured class names and where they came from. `classes_path` is read through
+    Hadoop's FileSystem, like every other path (a local file, HDFS, an object store)."""
     if config.classes_path is not None:
         try:
-            lines = Path(config.classes_path).read_text(encoding="utf-8").splitlines()
-        except OSError as error:
+            text = read_text(spark, config.classes_path)
+        except Exception as error:  # noqa: BLE001 - Py4J wraps the filesystem's own error
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
             raise ConfigError(f"classes_path: cannot read {config.classes_path!r} "
-                              f"({error.strerror})") from None
-        return tuple(line.strip() for line in lines if line.strip()), \
+                              f"({reason})") from None
+        if text is None:
+            raise ConfigError(f"classes_path: cannot read {config.classes_path!r} "
+                              "(No such file or directory)")
+        return tuple(line.strip() for line in text.splitlines() if line.strip()), \
             f"classes_path {config.classes_path!r}"
     if config.classes is not None:
         return config.classes, "classes"
@@ -39,7 +46,7 @@ def schema_names(config: AuditConfig, labels: DataFrame, predictions: DataFrame
                  ) -> tuple[str, ...] | None:
     """The class names when the config or the schemas give them (no Spark job), else None."""
     inp = config.input
-    configured = _configured(config)
+    configured = _configured(config, predictions.sparkSession)
     if inp.predictions_format == "wide":
         found = tuple(c[len(inp.prediction_prefix):] for c in predictions.columns
                       if c != inp.id_column and c.startswith(inp.prediction_prefix))
@@ -68,7 +75,7 @@ def resembling(tag: str, names: tuple[str, ...]) -> str | None:
 def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame) -> tuple[str, ...]:
     """Class names; raises when the config and the data disagree about K."""
     inp = config.input
-    configured = _configured(config)
+    configured = _configured(config, predictions.sparkSession)
     from_schema = schema_names(config, labels, predictions)
     if from_schema is not None:
         names = from_schema
