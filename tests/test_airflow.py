@@ -107,7 +107,7 @@ class Airflow:
     def airflow(self, dataset: str, *args: str, **variables: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.venv / "bin" / "airflow"), *args], cwd=self.root,
                               env=self.env(dataset, **variables), capture_output=True,
-                              text=True, timeout=1800)
+                              text=True, timeout=900)
 
     def dags_test(self, dataset: str, *args: str, **variables: str
                   ) -> subprocess.CompletedProcess:
@@ -197,7 +197,9 @@ def test_the_sensor_waits_until_the_manifest_says_succeeded(airflow):
     command = [str(airflow.venv / "bin" / "airflow"), "dags", "test", "labelqa_audit_late",
                RUN_DATE, "--mark-success-pattern", "^audit$"]
     seen = []
-    with subprocess.Popen(command, cwd=airflow.root, env=airflow.env("late"), text=True,
+    # the sensor's timeout bounds the wait should the lines below never come
+    env = airflow.env("late", labelqa_manifest_timeout_seconds="300")
+    with subprocess.Popen(command, cwd=airflow.root, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
         for line in process.stdout:
             seen.append(line)
