@@ -7,11 +7,9 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +19,7 @@ import pytest
 
 from labelqa.act.labelstudio import label_config, object_tag, tasks, verdicts_from_export
 from labelqa.errors import InputError
+from tests.venvs import cached_venv
 
 CLASSES = ("cat", "dog", "sky", "tree")
 UTC = dt.timezone.utc
@@ -138,26 +137,8 @@ USER, PASSWORD = "reviewer@labelqa.test", "labelqa-test-password"
 
 
 def label_studio_venv() -> Path:
-    """A virtual environment with LABEL_STUDIO, made once and reused (the stamp is written
-    only when the install finished)."""
-    cache = Path(os.environ.get("LABELQA_TEST_CACHE",
-                                Path.home() / ".cache" / "labelqa-test"))
-    venv = cache / "label-studio-venv"
-    stamp = venv / "installed.txt"
-    if stamp.exists() and stamp.read_text() == LABEL_STUDIO:
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    log = cache / "label-studio-install.log"
-    with open(log, "w") as out:
-        for command in ([sys.executable, "-m", "venv", str(venv)],
-                        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                         LABEL_STUDIO]):
-            if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=3600).returncode != 0:
-                pytest.fail(f"installing {LABEL_STUDIO} failed: {log.read_text()[-3000:]}")
-    stamp.write_text(LABEL_STUDIO)
-    return venv
+    """A virtual environment with LABEL_STUDIO, made once and reused."""
+    return cached_venv("label-studio-venv", [LABEL_STUDIO])
 
 
 def free_port() -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
-import types
 import zipfile
 from pathlib import Path
 
@@ -179,56 +177,6 @@ def test_gates_are_validated():
 def test_gate_failed_carries_the_report():
     error = GateFailed(["x > y"], report="r")
     assert error.exit_code == 3 and error.report == "r" and "x > y" in str(error)
-
-
-def test_airflow_dag_submits_the_audit_and_waits_for_the_manifest(monkeypatch, tmp_path):
-    """Load the DAG against a stand-in of Airflow's API and check what it would run."""
-    created = {}
-
-    class Operator:
-        def __init__(self, task_id, **kwargs):
-            created[task_id] = kwargs
-            self.downstream = []
-
-        def __rshift__(self, other):
-            self.downstream.append(other)
-            return other
-
-    class Dag:
-        def __init__(self, dag_id, **kwargs):
-            created["dag"] = {"dag_id": dag_id, **kwargs}
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *_):
-            return False
-
-    modules = {
-        "airflow": types.SimpleNamespace(DAG=Dag),
-        "airflow.models": types.SimpleNamespace(Variable=types.SimpleNamespace(
-            get=lambda key, default_var=None: {"labelqa_output": str(tmp_path)}.get(
-                key, default_var))),
-        "airflow.operators.bash": types.SimpleNamespace(BashOperator=Operator),
-        "airflow.sensors.python": types.SimpleNamespace(PythonSensor=Operator),
-    }
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    namespace: dict = {}
-    exec(compile((ROOT / "jobs/airflow_dag.py").read_text(), "airflow_dag.py", "exec"), namespace)
-    command = created["audit"]["bash_command"]
-    assert command.startswith("spark-submit --master spark://spark-master:7077")
-    assert "--py-files /opt/labelqa/dist/labelqa.zip" in command
-    assert "jobs/label_audit.py audit" in command and "--run-date {{ ds }}" in command
-    assert created["dag"]["default_args"]["retries"] == 2
-    check = created["wait_for_manifest"]["python_callable"]
-    assert check(str(tmp_path), "products", "2026-11-05") is False
-    path = Path(namespace["manifest_path"](str(tmp_path), "products", "2026-11-05"))
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"status": "gate_failed"}))
-    assert check(str(tmp_path), "products", "2026-11-05") is False
-    path.write_text(json.dumps({"status": "succeeded"}))
-    assert check(str(tmp_path), "products", "2026-11-05") is True
 
 
 def test_make_dist_builds_what_py_files_needs(tmp_path):
