@@ -107,6 +107,29 @@ def low_class_pairs(batch: Batch, method: str, enabled: np.ndarray) -> Pairs:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """One exact selection: per group, flag the `quotas[g]` smallest `(key, id)` pairs.
+
+    A filter has at most one selection of each kind, so the kind names it: the key of its
+    cut and of its histogram.
+    """
+
+    kind: str
+    enabled: np.ndarray
+    quotas: np.ndarray
+    method: str = "self_confidence"  # the binary score a LOW_CLASS selection ranks by
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    def pairs(self, batch: Batch) -> Pairs:
+        if self.kind == LOW_CLASS:
+            return low_class_pairs(batch, self.method, self.enabled)
+        return selection_pairs(batch, self.kind, self.enabled)
+
+
+@dataclass(frozen=True)
 class Cut:
     """Per group, the last selected `(key, id)`; `+inf` selects every eligible pair, `-inf`
     none."""

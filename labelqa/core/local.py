@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelqa.config import IssuesConfig, ScoringConfig
 from labelqa.core.matrix import audit_matrix
+from labelqa.core.params import IssuesParams, ScoringParams
 from labelqa.core.plan import AuditPlan, BatchResult
 
 
 def audit_in_memory(ids: np.ndarray, given: np.ndarray, probs: np.ndarray,
-                    scoring: ScoringConfig = ScoringConfig(),
-                    issues: IssuesConfig = IssuesConfig()) -> tuple[AuditPlan, BatchResult]:
+                    scoring: ScoringParams = ScoringParams(),
+                    issues: IssuesParams = IssuesParams()) -> tuple[AuditPlan, BatchResult]:
     audit = audit_matrix(np.asarray(ids), np.asarray(given, dtype=bool), np.asarray(probs),
                          scoring, issues, keep_class_scores=True)
     assert audit.class_flags is not None and audit.class_scores is not None

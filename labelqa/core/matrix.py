@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labelqa.config import IssuesConfig, ScoringConfig
 from labelqa.core import flags as fl
 from labelqa.core.batch import Batch
+from labelqa.core.params import IssuesParams, ScoringParams
 from labelqa.core.plan import (
     AuditPlan,
     audit_batch,
-    class_notes,
     joint_partials,
     plan_from,
     threshold_partials,
@@ -120,8 +119,8 @@ def _cuts(rows: MatrixRows, plan: AuditPlan, rows_in_id_order: bool) -> dict[str
 
 
 def audit_matrix(ids: np.ndarray | None, given: np.ndarray, probs: np.ndarray,
-                 scoring: ScoringConfig = ScoringConfig(),
-                 issues: IssuesConfig = IssuesConfig(), *,
+                 scoring: ScoringParams = ScoringParams(),
+                 issues: IssuesParams = IssuesParams(), *,
                  calibrated_joint: np.ndarray | None = None,
                  keep_class_flags: bool = True, keep_class_scores: bool = False,
                  chunk_rows: int | None = None) -> MatrixAudit:
@@ -129,7 +128,7 @@ def audit_matrix(ids: np.ndarray | None, given: np.ndarray, probs: np.ndarray,
     `ids` (N,) the tie-break of every selection (ties go to the smaller id; None: the row
     index).
 
-    Classes that cannot be judged under the filter are not judged (see `class_notes`); the
+    Classes that cannot be judged under the filter are not judged (see `Filter.notes`); the
     caller decides whether that is an error.
     """
     rows_in_id_order = ids is None
@@ -137,8 +136,7 @@ def audit_matrix(ids: np.ndarray | None, given: np.ndarray, probs: np.ndarray,
     rows = MatrixRows(ids, given, probs, chunk_rows)
     num_rows = rows.num_rows
     thresholds, num_given = matrix_thresholds(rows)
-    notes = class_notes(num_given, num_rows, issues.filter_by)
-    judged = np.array([note is None for note in notes])
+    judged = issues.filter.judged(num_given, num_rows)
     totals = _summed(joint_partials(batch, thresholds, judged) for _, batch in rows.batches())
     plan = plan_from(num_rows, thresholds, num_given, totals, scoring, issues,
                      calibrated_joint=calibrated_joint)
