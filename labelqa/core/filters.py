@@ -14,17 +14,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
-from numpy.typing import NDArray
 
 from labelqa.core import flags as fl
+from labelqa.core.arrays import Ints, Mask
 from labelqa.core.batch import Batch
 from labelqa.core.joint import PruneQuotas, confident_guess
 from labelqa.core.thresholds import ConfidentThresholds
 
-Mask = NDArray[np.bool_]
 #: per selection kind, what `audit_batch` selected: (n, K) pairs, or (n,) rows for LOW_ROWS
 Selected = Mapping[str, Mask]
 
@@ -51,7 +50,7 @@ class Filter(ABC):
     #: flags whole examples by a ranking of their own (LOW_ROWS), not as "has a flagged class"
     ranks_examples: ClassVar[bool] = False
 
-    def notes(self, num_given: NDArray[np.int64], num_rows: int, *,
+    def notes(self, num_given: Ints, num_rows: int, *,
               examples_only: bool = False) -> tuple[str | None, ...]:
         """Why each class is not judged (None: it is judged).
 
@@ -72,12 +71,12 @@ class Filter(ABC):
                 notes.append(None)
         return tuple(notes)
 
-    def judged(self, num_given: NDArray[np.int64], num_rows: int) -> Mask:
+    def judged(self, num_given: Ints, num_rows: int) -> Mask:
         """(K,): the classes this filter judges."""
         return judged_mask(self.notes(num_given, num_rows))
 
-    def selections(self, judged: Mask, prune: PruneQuotas, cl_flags: NDArray[np.int64],
-                   cl_rows: NDArray[np.int64]) -> tuple[fl.Selection, ...]:
+    def selections(self, judged: Mask, prune: PruneQuotas, cl_flags: Ints,
+                   cl_rows: Ints) -> tuple[fl.Selection, ...]:
         """The exact selections the filter's flags come from, with their quotas: the prune
         quotas per class and side, the confident-learning flags per class (`cl_flags`) and
         the examples with one (`cl_rows`, shape (1,))."""
@@ -90,7 +89,7 @@ class Filter(ABC):
 
     def is_issue(self, class_flags: Mask, selected: Selected) -> Mask:
         """(n,): the flagged examples."""
-        return class_flags.any(axis=1)
+        return cast(Mask, class_flags.any(axis=1))  # an array: the flags are (n, K)
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,8 @@ class PruneFilter(Filter):
 
     prunes: ClassVar[bool] = True
 
-    def selections(self, judged: Mask, prune: PruneQuotas, cl_flags: NDArray[np.int64],
-                   cl_rows: NDArray[np.int64]) -> tuple[fl.Selection, ...]:
+    def selections(self, judged: Mask, prune: PruneQuotas, cl_flags: Ints,
+                   cl_rows: Ints) -> tuple[fl.Selection, ...]:
         sides = (prune.side_enabled & judged[:, None]).reshape(-1)
         quotas = {fl.NOISE_RATE: prune.noise_rate, fl.BY_CLASS: prune.by_class}
         return tuple(fl.Selection(kind, sides, quotas[kind].reshape(-1)) for kind in self.kinds)
@@ -150,8 +149,8 @@ class LowScoreFilter(Filter):
     judges_one_sided: ClassVar[bool] = False
     ranks_examples: ClassVar[bool] = True
 
-    def selections(self, judged: Mask, prune: PruneQuotas, cl_flags: NDArray[np.int64],
-                   cl_rows: NDArray[np.int64]) -> tuple[fl.Selection, ...]:
+    def selections(self, judged: Mask, prune: PruneQuotas, cl_flags: Ints,
+                   cl_rows: Ints) -> tuple[fl.Selection, ...]:
         return (fl.Selection(fl.LOW_CLASS, judged, cl_flags, self.method),
                 fl.Selection(fl.LOW_ROWS, np.array([True]), cl_rows))
 

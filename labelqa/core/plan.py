@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from labelqa.core import flags as fl
+from labelqa.core.arrays import Floats, Ints, Mask
 from labelqa.core.batch import Batch
-from labelqa.core.filters import Filter, Mask, judged_mask
+from labelqa.core.filters import Filter, judged_mask
 from labelqa.core.flags import Selection
 from labelqa.core.joint import (
     PruneQuotas,
@@ -37,7 +37,7 @@ from labelqa.core.thresholds import (
 )
 
 #: Summed per-batch statistics by name (counts and exact limb sums: all int64).
-Partials = dict[str, NDArray[np.int64]]
+Partials = dict[str, Ints]
 
 # ---- step 1: thresholds -------------------------------------------------------------------
 
@@ -51,7 +51,7 @@ def threshold_partials(batch: Batch) -> Partials:
     }
 
 
-def thresholds_from(totals: Mapping[str, NDArray[np.int64]], num_rows: int, single_precision: bool
+def thresholds_from(totals: Mapping[str, Ints], num_rows: int, single_precision: bool
                     ) -> ConfidentThresholds:
     num_given = totals["num_given"]
     return confident_thresholds(num_given, num_rows - num_given, totals["given_limbs"],
@@ -78,8 +78,8 @@ class AuditPlan:
     scoring: ScoringParams
     issues: IssuesParams
     thresholds: ConfidentThresholds
-    num_given: NDArray[np.int64]
-    calibrated_joint: NDArray[np.int64]
+    num_given: Ints
+    calibrated_joint: Ints
     notes: tuple[str | None, ...]
     selections: tuple[Selection, ...]
 
@@ -92,7 +92,7 @@ class AuditPlan:
         return judged_mask(self.notes)
 
 
-def selection_layout(num_rows: int, num_given: NDArray[np.int64], issues: IssuesParams
+def selection_layout(num_rows: int, num_given: Ints, issues: IssuesParams
                      ) -> tuple[Selection, ...]:
     """The selections of the configured filter, groups enabled, quotas not yet known: what a
     histogram of their keys needs (it does not depend on the thresholds)."""
@@ -104,9 +104,9 @@ def selection_layout(num_rows: int, num_given: NDArray[np.int64], issues: Issues
     return chosen.selections(chosen.judged(num_given, num_rows), unknown, zeros, zeros[:1])
 
 
-def plan_from(num_rows: int, thresholds: ConfidentThresholds, num_given: NDArray[np.int64],
-              totals: Mapping[str, NDArray[np.int64]], scoring: ScoringParams,
-              issues: IssuesParams, calibrated_joint: NDArray[np.int64] | None = None
+def plan_from(num_rows: int, thresholds: ConfidentThresholds, num_given: Ints,
+              totals: Mapping[str, Ints], scoring: ScoringParams,
+              issues: IssuesParams, calibrated_joint: Ints | None = None
               ) -> AuditPlan:
     """The decisions of one audit. `calibrated_joint` (K, 2, 2), when given, replaces the
     joint estimated from the rows, as cleanlab's `confident_joint` argument does (the prune
@@ -129,13 +129,13 @@ def plan_from(num_rows: int, thresholds: ConfidentThresholds, num_given: NDArray
 
 @dataclass(frozen=True)
 class BatchResult:
-    label_quality_score: np.ndarray
-    is_label_issue: np.ndarray
-    class_flags: np.ndarray
-    class_scores: np.ndarray
+    label_quality_score: Floats
+    is_label_issue: Mask
+    class_flags: Mask
+    class_scores: Floats
 
 
-def _selected(selection: Selection, cut: fl.Cut, batch: Batch) -> np.ndarray:
+def _selected(selection: Selection, cut: fl.Cut, batch: Batch) -> Mask:
     """(n, K) pair mask, or (n,) row mask for LOW_ROWS."""
     pairs = selection.pairs(batch)
     chosen = cut.selects(pairs, batch.ids)
