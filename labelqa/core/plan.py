@@ -6,6 +6,9 @@ mathematics of each, so that both engines share one implementation:
 1. `threshold_partials` per batch, summed -> `thresholds_from` (confident thresholds);
 2. `joint_partials` per batch, summed -> `plan_from` (calibrated joints, quotas, selections);
 3. the engine finds the cut of every selection, then `audit_batch` scores and flags rows.
+
+What the configured filter judges, selects and flags, each step asks of its definition
+(`issues.filter`, labelqa.core.filters).
 """
 
 from __future__ import annotations
