@@ -23,6 +23,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # What spark-submit's --py-files needs: the package as a zip.
 dist: $(STAMP)

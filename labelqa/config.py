@@ -12,13 +12,16 @@ from typing import Any
 
 import yaml
 
+from labelqa.core.filters import FILTERS, PRUNE_FILTERS
+from labelqa.core.filters import LOW_FILTERS as LOW_FILTERS
+from labelqa.core.params import IssuesParams, ScoringParams
 from labelqa.core.scores import AGGREGATORS, SCORING_METHODS
 from labelqa.errors import ConfigError
 
-FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
-           "predicted_neq_given", "low_self_confidence", "low_normalized_margin")
-PRUNE_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both")
-LOW_FILTERS = ("low_self_confidence", "low_normalized_margin")
+#: The `scoring` and `issues` sections are the core's parameter types (labelqa.core.params),
+#: checked here (`validate`).
+ScoringConfig = ScoringParams
+IssuesConfig = IssuesParams
 
 
 @dataclass(frozen=True)
@@ -40,23 +43,6 @@ class InputConfig:
 class ValidationConfig:
     on_bad_rows: str = "quarantine"
     max_bad_fraction: float = 0.01
-
-
-@dataclass(frozen=True)
-class ScoringConfig:
-    method: str = "self_confidence"
-    adjust_pred_probs: bool = False
-    aggregator: str = "exponential_moving_average"
-    alpha: float = 0.8
-    temperature: float = 0.1
-
-
-@dataclass(frozen=True)
-class IssuesConfig:
-    filter_by: str = "prune_by_noise_rate"
-    frac_noise: float = 1.0
-    min_examples_per_class: int = 1
-    num_to_remove_per_class: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -233,12 +219,12 @@ def validate(config: AuditConfig) -> AuditConfig:
     if i.min_examples_per_class < 0:
         raise ConfigError(f"issues.min_examples_per_class: {i.min_examples_per_class} is negative")
     if i.num_to_remove_per_class is not None:
-        if i.filter_by not in PRUNE_FILTERS:
+        if not i.filter.prunes:
             raise ConfigError("issues.num_to_remove_per_class: only supported with filter_by "
                               f"{', '.join(PRUNE_FILTERS)} (as in cleanlab), not {i.filter_by}")
         if any(n < 0 for n in i.num_to_remove_per_class):
             raise ConfigError("issues.num_to_remove_per_class: counts must be >= 0")
-    if i.frac_noise != 1.0 and i.filter_by not in PRUNE_FILTERS:
+    if i.frac_noise != 1.0 and not i.filter.prunes:
         raise ConfigError(f"issues.frac_noise: only used by filter_by {', '.join(PRUNE_FILTERS)}"
                           f", not {i.filter_by}")
     inp = config.input

@@ -7,9 +7,11 @@ from functools import cached_property
 
 import numpy as np
 
+from labelqa.core.arrays import Ints, Mask, Probabilities, Values
 
-def multi_hot(label_values: np.ndarray, row_of_value: np.ndarray, num_rows: int,
-              num_classes: int) -> np.ndarray:
+
+def multi_hot(label_values: Ints, row_of_value: Ints, num_rows: int, num_classes: int
+              ) -> Mask:
     """The (n, K) bool matrix of the annotated classes.
 
     `label_values[j]` is a class index annotated on row `row_of_value[j]`. A class repeated in
@@ -31,9 +33,9 @@ class Batch:
     the thresholds' comparisons and the adjusted probabilities in that dtype.
     """
 
-    ids: np.ndarray
-    given: np.ndarray
-    probs: np.ndarray
+    ids: Values
+    given: Mask
+    probs: Probabilities
 
     def __post_init__(self) -> None:
         if self.given.shape != self.probs.shape:
@@ -44,22 +46,23 @@ class Batch:
 
     @property
     def num_rows(self) -> int:
-        return self.probs.shape[0]
+        return int(self.probs.shape[0])
 
     @property
     def num_classes(self) -> int:
-        return self.probs.shape[1]
+        return int(self.probs.shape[1])
 
     @cached_property
-    def complement(self) -> np.ndarray:
+    def complement(self) -> Probabilities:
         """`1 - p` in the dtype of the predictions (column 0 of cleanlab's binary problem)."""
-        return self.probs.dtype.type(1) - self.probs
+        complement: Probabilities = self.probs.dtype.type(1) - self.probs
+        return complement
 
     @cached_property
-    def given_side_prob(self) -> np.ndarray:
+    def given_side_prob(self) -> Probabilities:
         """Probability of the given side: `p` where annotated, `1 - p` where not."""
         return np.where(self.given, self.probs, self.complement)
 
     @cached_property
-    def other_side_prob(self) -> np.ndarray:
+    def other_side_prob(self) -> Probabilities:
         return np.where(self.given, self.complement, self.probs)

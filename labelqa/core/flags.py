@@ -10,9 +10,11 @@ the engine's job (NumPy in memory, or a histogram and a small window in Spark).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from labelqa.core.arrays import Floats, Indices, Ints, Mask, Values
 from labelqa.core.batch import Batch
 from labelqa.core.constants import DEFAULT_ALPHA, FLOATING_POINT_COMPARISON
 from labelqa.core.scores import class_scores, exponential_moving_average
@@ -26,7 +28,7 @@ KEY_RANGES = {NOISE_RATE: (-1.0, 1.0), BY_CLASS: (0.0, 1.0), LOW_CLASS: (0.0, 1.
               LOW_ROWS: (0.0, 1.0)}
 
 
-def disagreements(batch: Batch) -> np.ndarray:
+def disagreements(batch: Batch) -> Mask:
     """(n, K): the model disagrees with the annotation by more than the near-tie slack.
 
     This is what survives cleanlab's near-tie removal, and equals `predicted_neq_given`.
@@ -34,14 +36,15 @@ def disagreements(batch: Batch) -> np.ndarray:
     eps = FLOATING_POINT_COMPARISON
     member_wrong = batch.given & (batch.probs + eps <= batch.complement)
     missing = ~batch.given & (batch.complement + eps < batch.probs)
-    return member_wrong | missing
+    disagree: Mask = member_wrong | missing
+    return disagree
 
 
-def confident_learning_flags(batch: Batch, counted: np.ndarray, guess: np.ndarray
-                             ) -> np.ndarray:
+def confident_learning_flags(batch: Batch, counted: Mask, guess: Mask) -> Mask:
     """(n, K): confidently on the other side than annotated (the confident joint's
     off-diagonal, from `confident_guess`), minus near-ties."""
-    return counted & (guess != batch.given) & disagreements(batch)
+    flags: Mask = counted & (guess != batch.given) & disagreements(batch)
+    return flags
 
 
 def num_groups(kind: str, num_classes: int) -> int:
@@ -53,13 +56,13 @@ def num_groups(kind: str, num_classes: int) -> int:
 class Pairs:
     """Eligible pairs of one selection in a batch: row index, class (-1 for rows), group, key."""
 
-    rows: np.ndarray
-    classes: np.ndarray
-    groups: np.ndarray
-    keys: np.ndarray
+    rows: Indices
+    classes: Indices
+    groups: Indices
+    keys: Floats
 
 
-def selection_pairs(batch: Batch, kind: str, enabled: np.ndarray) -> Pairs:
+def selection_pairs(batch: Batch, kind: str, enabled: Mask) -> Pairs:
     """The pairs of `batch` that selection `kind` ranks, with their float64 keys.
 
     `enabled` is per group: a disabled group (a side too small to prune, a class that cannot
@@ -90,7 +93,7 @@ def selection_pairs(batch: Batch, kind: str, enabled: np.ndarray) -> Pairs:
                  keys.astype(np.float64) + 0.0)
 
 
-def low_class_pairs(batch: Batch, method: str, enabled: np.ndarray) -> Pairs:
+def low_class_pairs(batch: Batch, method: str, enabled: Mask) -> Pairs:
     """The pairs of the enabled classes that can be among the lowest by cleanlab's binary
     score for low_* filters, keyed by that score.
 
@@ -107,20 +110,43 @@ def low_class_pairs(batch: Batch, method: str, enabled: np.ndarray) -> Pairs:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """One exact selection: per group, flag the `quotas[g]` smallest `(key, id)` pairs.
+
+    A filter has at most one selection of each kind, so the kind names it: the key of its
+    cut and of its histogram.
+    """
+
+    kind: str
+    enabled: Mask
+    quotas: Ints
+    method: str = "self_confidence"  # the binary score a LOW_CLASS selection ranks by
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    def pairs(self, batch: Batch) -> Pairs:
+        if self.kind == LOW_CLASS:
+            return low_class_pairs(batch, self.method, self.enabled)
+        return selection_pairs(batch, self.kind, self.enabled)
+
+
+@dataclass(frozen=True)
 class Cut:
     """Per group, the last selected `(key, id)`; `+inf` selects every eligible pair, `-inf`
     none."""
 
-    keys: np.ndarray
-    ids: np.ndarray
+    keys: Floats
+    ids: Values
 
     @staticmethod
-    def everything(num: int, id_dtype: np.dtype) -> Cut:
+    def everything(num: int, id_dtype: np.dtype[Any]) -> Cut:
         ids = (np.full(num, "", dtype=object) if id_dtype == np.dtype(object)
                else np.zeros(num, dtype=id_dtype))
         return Cut(np.full(num, np.inf), ids)
 
-    def selects(self, pairs: Pairs, ids: np.ndarray) -> np.ndarray:
+    def selects(self, pairs: Pairs, ids: Values) -> Mask:
         cut_keys = self.keys[pairs.groups]
         below = pairs.keys < cut_keys
         at = pairs.keys == cut_keys
@@ -130,7 +156,7 @@ class Cut:
         return below
 
 
-def exact_cut(pairs: Pairs, ids: np.ndarray, quotas: np.ndarray,
+def exact_cut(pairs: Pairs, ids: Values, quotas: Ints,
               rows_in_id_order: bool = False) -> Cut:
     """In-memory reference of the selection: the quota-th smallest `(key, id)` per group, for
     every group at once (one sort of the eligible pairs by group, key and id).

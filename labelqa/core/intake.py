@@ -22,8 +22,11 @@ Rows in = audited + quarantined + collapsed holds by construction: every row get
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import SupportsIndex
 
 import numpy as np
+
+from labelqa.core.arrays import Indices, Ints, Mask, Values
 
 LABELS, PREDICTIONS = 0, 1
 SOURCES = ("labels", "predictions")
@@ -40,14 +43,14 @@ class SortedRows:
     `reason`, `detail`, `column`: the row's own first broken rule (None: none).
     """
 
-    same_id: np.ndarray
-    id_null: np.ndarray
-    source: np.ndarray
-    unit: np.ndarray
-    fingerprint: np.ndarray
-    reason: np.ndarray
-    detail: np.ndarray
-    column: np.ndarray
+    same_id: Mask
+    id_null: Mask
+    source: Indices
+    unit: Indices
+    fingerprint: Values
+    reason: Values
+    detail: Values
+    column: Values
 
     @property
     def num_rows(self) -> int:
@@ -66,15 +69,15 @@ class IntakeRules:
 
 @dataclass(frozen=True)
 class RowStates:
-    status: np.ndarray  # OK / QUARANTINED / COLLAPSED per row
-    reason: np.ndarray
-    detail: np.ndarray
-    column: np.ndarray
-    lead: np.ndarray  # the row carries an audited example
-    id_index: np.ndarray  # the index of the row's id among the ids of the run
+    status: Indices  # OK / QUARANTINED / COLLAPSED per row
+    reason: Values
+    detail: Values
+    column: Values
+    lead: Mask  # the row carries an audited example
+    id_index: Indices  # the index of the row's id among the ids of the run
 
 
-def find_copies(rows: SortedRows) -> np.ndarray:
+def find_copies(rows: SortedRows) -> Mask:
     """Rows that repeat their predecessor exactly (same id, table and fingerprint)."""
     copies = np.zeros(rows.num_rows, dtype=bool)
     copies[1:] = (rows.same_id[1:] & (rows.source[1:] == rows.source[:-1])
@@ -86,16 +89,16 @@ def find_copies(rows: SortedRows) -> np.ndarray:
 class TableGroups:
     """Per (id, table) group of consecutive rows."""
 
-    starts: np.ndarray  # first row of each group
-    group_of_row: np.ndarray
-    source: np.ndarray
-    id_index: np.ndarray  # the group's id, as the index of the id's run
-    kept: np.ndarray  # rows kept (not copies, id not null)
-    classes: np.ndarray  # distinct classes among the group's rows
-    rejected: np.ndarray  # the group's first rejected kept row (-1: none)
+    starts: Indices  # first row of each group
+    group_of_row: Indices
+    source: Indices
+    id_index: Indices  # the group's id, as the index of the id's run
+    kept: Ints  # rows kept (not copies, id not null)
+    classes: Ints  # distinct classes among the group's rows
+    rejected: Ints  # the group's first rejected kept row (-1: none)
 
 
-def table_groups(rows: SortedRows, kept: np.ndarray) -> tuple[TableGroups, np.ndarray]:
+def table_groups(rows: SortedRows, kept: Mask) -> tuple[TableGroups, Indices]:
     """The (id, table) groups and, per row, the index of its id's run."""
     n = rows.num_rows
     id_start = ~rows.same_id
@@ -121,7 +124,7 @@ def table_groups(rows: SortedRows, kept: np.ndarray) -> tuple[TableGroups, np.nd
                        classes, rejected), id_index
 
 
-def _fault(rows: SortedRows, row: int) -> tuple[str, str, str]:
+def _fault(rows: SortedRows, row: SupportsIndex) -> tuple[str, str, str]:
     return (rows.reason[row], rows.detail[row] or "", rows.column[row] or "")
 
 
@@ -130,12 +133,12 @@ class TableVerdicts:
     """Per id run and table (index [id, table]): the group index (-1: no rows), the rows
     kept, conflict, the rejected row (-1: none), too few class rows, acceptable."""
 
-    group: np.ndarray
-    kept: np.ndarray
-    conflict: np.ndarray
-    rejected: np.ndarray
-    incomplete: np.ndarray
-    ok: np.ndarray
+    group: Ints
+    kept: Ints
+    conflict: Mask
+    rejected: Ints
+    incomplete: Mask
+    ok: Mask
 
 
 def table_verdicts(groups: TableGroups, num_ids: int, rules: IntakeRules) -> TableVerdicts:
@@ -157,7 +160,7 @@ CONFLICT_DETAIL = {True: "the id has differing rows",
                    False: "a class of this id has rows with differing values"}
 
 
-def row_states(rows: SortedRows, kept: np.ndarray, id_index: np.ndarray,
+def row_states(rows: SortedRows, kept: Mask, id_index: Indices,
                verdicts: TableVerdicts, rules: IntakeRules) -> RowStates:
     n = rows.num_rows
     source = rows.source.astype(np.int64)
@@ -168,7 +171,8 @@ def row_states(rows: SortedRows, kept: np.ndarray, id_index: np.ndarray,
     column = np.full(n, None, dtype=object)
     decided = np.zeros(n, dtype=bool)
 
-    def assign(where: np.ndarray, state: int, why, text, col) -> None:
+    def assign(where: Mask, state: int, why: str | Values | None, text: str | Values | None,
+               col: str | Values | None) -> None:
         chosen = where & ~decided
         status[chosen] = state
         for target, value in ((reason, why), (detail, text), (column, col)):

@@ -4,13 +4,16 @@ annotators' rates share it)."""
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from labelqa.core.arrays import Floats
 
 #: the standard normal's 97.5 % quantile: a two-sided 95 % interval
 Z_95 = 1.959963984540054
 
 
-def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = Z_95
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(successes: ArrayLike, trials: ArrayLike, z: float = Z_95
+                    ) -> tuple[Floats, Floats]:
     """(low, high) of the Wilson score interval of `successes` out of `trials`, element-wise;
     NaN where there are no trials. Unlike the normal approximation it stays inside [0, 1] and
     is informative at 0 and at `trials` successes."""

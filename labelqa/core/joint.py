@@ -8,13 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from labelqa.core.arrays import Floats, Ints, Mask
 from labelqa.core.batch import Batch
 from labelqa.core.constants import TINY
 
 
-def confident_guess(batch: Batch, cut_not_given: np.ndarray, cut_given: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def confident_guess(batch: Batch, cut_not_given: Floats, cut_given: Floats
+                    ) -> tuple[Mask, Mask]:
     """(counted, guess) per (row, class): is the row confidently on a side, and which side.
 
     A row confident on both sides takes the argmax of `[1 - p, p]` (a tie goes to side 0).
@@ -26,7 +28,7 @@ def confident_guess(batch: Batch, cut_not_given: np.ndarray, cut_given: np.ndarr
     return confident_not | confident_member, guess
 
 
-def raw_joint_counts(given: np.ndarray, counted: np.ndarray, guess: np.ndarray) -> np.ndarray:
+def raw_joint_counts(given: Mask, counted: Mask, guess: Mask) -> Ints:
     """Unclipped, uncalibrated confident-joint counts (K, 2, 2) of one batch of rows."""
     joint = np.empty((given.shape[1], 2, 2), dtype=np.int64)
     for side_given in (0, 1):
@@ -36,10 +38,10 @@ def raw_joint_counts(given: np.ndarray, counted: np.ndarray, guess: np.ndarray) 
     return joint
 
 
-def round_preserving_sum(values: np.ndarray) -> np.ndarray:
+def round_preserving_sum(values: ArrayLike) -> Floats:
     """Round half to even, then move units to the largest (smallest) residuals to keep the sum."""
     floats = np.asarray(values, dtype=float)
-    ints = floats.round()
+    ints: Floats = floats.round()
     target = np.sum(floats).round()
     current = np.sum(ints).round()
     while abs(current - target) > 1e-6:
@@ -53,15 +55,14 @@ def round_preserving_sum(values: np.ndarray) -> np.ndarray:
     return ints
 
 
-def round_rows_preserving_totals(matrix: np.ndarray) -> np.ndarray:
+def round_rows_preserving_totals(matrix: ArrayLike) -> Ints:
     """Row-wise `round_preserving_sum`, cast to int64 (NaN becomes INT64_MIN, as in cleanlab)."""
     rounded = np.array([round_preserving_sum(row) for row in np.asarray(matrix, dtype=float)])
     with np.errstate(invalid="ignore"):
         return rounded.astype(np.int64)
 
 
-def calibrate(raw_joint: np.ndarray, num_not_given: np.ndarray, num_given: np.ndarray
-              ) -> np.ndarray:
+def calibrate(raw_joint: Ints, num_not_given: Ints, num_given: Ints) -> Ints:
     """Calibrated (K, 2, 2) joint: diagonal forced to >= 1, rows scaled to the class counts."""
     joint = np.array(raw_joint, dtype=np.int64)
     for side in (0, 1):
@@ -76,8 +77,7 @@ def calibrate(raw_joint: np.ndarray, num_not_given: np.ndarray, num_given: np.nd
     return calibrated
 
 
-def keep_at_least_per_class(prune_matrix: np.ndarray, minimum: int, frac_noise: float
-                            ) -> np.ndarray:
+def keep_at_least_per_class(prune_matrix: Floats, minimum: int, frac_noise: float) -> Ints:
     """Prune-count matrix (rows = estimated, columns = given) with at least `minimum` kept
     per given side, off-diagonal counts scaled by `frac_noise` and truncated."""
     diagonal = np.diagonal(prune_matrix)
@@ -95,8 +95,7 @@ def keep_at_least_per_class(prune_matrix: np.ndarray, minimum: int, frac_noise: 
     return round_rows_preserving_totals(truncated)
 
 
-def apply_num_to_remove(prune_matrix: np.ndarray, counts: np.ndarray, num_to_remove: int
-                        ) -> np.ndarray:
+def apply_num_to_remove(prune_matrix: Ints, counts: Ints, num_to_remove: int) -> Ints:
     """cleanlab's `num_to_remove_per_class` step on a binary problem given `[n_k, 0]`.
 
     Kept as cleanlab evaluates it, including its broadcast (column c divided by the sum of
@@ -120,12 +119,12 @@ class PruneQuotas:
     `side_enabled[k, s]`: the side has enough examples to be pruned at all.
     """
 
-    noise_rate: np.ndarray
-    by_class: np.ndarray
-    side_enabled: np.ndarray
+    noise_rate: Ints
+    by_class: Ints
+    side_enabled: Mask
 
 
-def prune_quotas(calibrated: np.ndarray, num_not_given: np.ndarray, num_given: np.ndarray,
+def prune_quotas(calibrated: Ints, num_not_given: Ints, num_given: Ints,
                  min_examples_per_class: int, frac_noise: float,
                  num_to_remove_per_class: tuple[int, ...] | None) -> PruneQuotas:
     num_classes = calibrated.shape[0]
@@ -144,8 +143,7 @@ def prune_quotas(calibrated: np.ndarray, num_not_given: np.ndarray, num_given: n
                                                    min_examples_per_class))
 
 
-def prunable_sides(num_not_given: np.ndarray, num_given: np.ndarray, min_examples_per_class: int
-                   ) -> np.ndarray:
+def prunable_sides(num_not_given: Ints, num_given: Ints, min_examples_per_class: int) -> Mask:
     """(K, 2): may the prune filters flag examples given side s of class k at all.
 
     cleanlab prunes a side only with more than `min_examples_per_class` examples, and writes a

@@ -10,18 +10,19 @@ model disagrees with the annotation).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from labelqa.config import IssuesConfig, ScoringConfig
 from labelqa.core import flags as fl
+from labelqa.core.arrays import Floats, Indices, Ints, Mask, Probabilities, Values
 from labelqa.core.batch import Batch
+from labelqa.core.params import IssuesParams, ScoringParams
 from labelqa.core.plan import (
     AuditPlan,
     audit_batch,
-    class_notes,
     joint_partials,
     plan_from,
     threshold_partials,
@@ -45,10 +46,10 @@ class MatrixAudit:
     """What an audit of N rows found; the (N, K) outputs only where they were asked for."""
 
     plan: AuditPlan
-    is_label_issue: np.ndarray  # (N,) bool
-    label_quality_score: np.ndarray  # (N,) float64
-    class_flags: np.ndarray | None  # (N, K) bool
-    class_scores: np.ndarray | None  # (N, K) float64
+    is_label_issue: Mask  # (N,)
+    label_quality_score: Floats  # (N,)
+    class_flags: Mask | None  # (N, K)
+    class_scores: Floats | None  # (N, K)
 
 
 def row_slices(num_rows: int, chunk_rows: int) -> Iterator[slice]:
@@ -60,7 +61,7 @@ class MatrixRows:
     """The rows of an audit as chunk-sized `Batch` views, made afresh on every pass so that
     the per-batch caches (`1 - p`, the given side's probability) never outlive a chunk."""
 
-    def __init__(self, ids: np.ndarray, given: np.ndarray, probs: np.ndarray,
+    def __init__(self, ids: Values, given: Mask, probs: Probabilities,
                  chunk_rows: int | None = None) -> None:
         self.ids, self.given, self.probs = ids, given, probs
         self.chunk_rows = chunk_rows or chunk_rows_for(probs.shape[1])
@@ -68,22 +69,22 @@ class MatrixRows:
 
     @property
     def num_rows(self) -> int:
-        return self.probs.shape[0]
+        return int(self.probs.shape[0])
 
     def batches(self) -> Iterator[tuple[slice, Batch]]:
         for rows in row_slices(self.num_rows, self.chunk_rows):
             yield rows, Batch(self.ids[rows], self.given[rows], self.probs[rows])
 
 
-def _summed(parts: Iterator[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    totals: dict[str, np.ndarray] = {}
+def _summed(parts: Iterable[Mapping[str, Ints]]) -> dict[str, Ints]:
+    totals: dict[str, Ints] = {}
     for part in parts:
         for name, value in part.items():
             totals[name] = totals[name] + value if name in totals else value.copy()
     return totals
 
 
-def matrix_thresholds(rows: MatrixRows) -> tuple[ConfidentThresholds, np.ndarray]:
+def matrix_thresholds(rows: MatrixRows) -> tuple[ConfidentThresholds, Ints]:
     """The confident thresholds and the number of examples annotated with each class."""
     partials = _summed(threshold_partials(batch) for _, batch in rows.batches())
     single = rows.probs.dtype == np.float32
@@ -93,9 +94,9 @@ def matrix_thresholds(rows: MatrixRows) -> tuple[ConfidentThresholds, np.ndarray
 def _cuts(rows: MatrixRows, plan: AuditPlan, rows_in_id_order: bool) -> dict[str, fl.Cut]:
     """Each selection's cut, from the eligible pairs of all chunks in row order, held as
     compact columns (int32 rows and groups where they fit, float64 keys: 16 bytes a pair)."""
-    row_type = np.int32 if rows.num_rows < 2**31 else np.int64
-    collected: dict[str, tuple[list, list, list]] = {s.name: ([], [], [])
-                                                     for s in plan.selections}
+    row_type: type[np.integer[Any]] = np.int32 if rows.num_rows < 2**31 else np.int64
+    collected: dict[str, tuple[list[Indices], list[Indices], list[Floats]]] = {
+        s.name: ([], [], []) for s in plan.selections}
     for span, batch in rows.batches():
         for selection in plan.selections:
             pairs = selection.pairs(batch)
@@ -119,17 +120,17 @@ def _cuts(rows: MatrixRows, plan: AuditPlan, rows_in_id_order: bool) -> dict[str
     return cuts
 
 
-def audit_matrix(ids: np.ndarray | None, given: np.ndarray, probs: np.ndarray,
-                 scoring: ScoringConfig = ScoringConfig(),
-                 issues: IssuesConfig = IssuesConfig(), *,
-                 calibrated_joint: np.ndarray | None = None,
+def audit_matrix(ids: Values | None, given: Mask, probs: Probabilities,
+                 scoring: ScoringParams = ScoringParams(),
+                 issues: IssuesParams = IssuesParams(), *,
+                 calibrated_joint: Ints | None = None,
                  keep_class_flags: bool = True, keep_class_scores: bool = False,
                  chunk_rows: int | None = None) -> MatrixAudit:
     """The whole audit of N rows: `given` (N, K) bool, `probs` (N, K) float32 or float64,
     `ids` (N,) the tie-break of every selection (ties go to the smaller id; None: the row
     index).
 
-    Classes that cannot be judged under the filter are not judged (see `class_notes`); the
+    Classes that cannot be judged under the filter are not judged (see `Filter.notes`); the
     caller decides whether that is an error.
     """
     rows_in_id_order = ids is None
@@ -137,8 +138,7 @@ def audit_matrix(ids: np.ndarray | None, given: np.ndarray, probs: np.ndarray,
     rows = MatrixRows(ids, given, probs, chunk_rows)
     num_rows = rows.num_rows
     thresholds, num_given = matrix_thresholds(rows)
-    notes = class_notes(num_given, num_rows, issues.filter_by)
-    judged = np.array([note is None for note in notes])
+    judged = issues.filter.judged(num_given, num_rows)
     totals = _summed(joint_partials(batch, thresholds, judged) for _, batch in rows.batches())
     plan = plan_from(num_rows, thresholds, num_given, totals, scoring, issues,
                      calibrated_joint=calibrated_joint)

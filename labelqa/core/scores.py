@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labelqa.core.arrays import Floats, Mask, Probabilities
 from labelqa.core.batch import Batch
 from labelqa.core.constants import SCORE_FLOOR, TEMPERATURE_FLOOR
 from labelqa.core.thresholds import ConfidentThresholds
@@ -12,8 +13,8 @@ SCORING_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_
 AGGREGATORS = ("exponential_moving_average", "softmin")
 
 
-def _renormalised(not_given: np.ndarray, member: np.ndarray, t_not: np.ndarray,
-                  t_member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _renormalised(not_given: Probabilities, member: Probabilities, t_not: Probabilities,
+                  t_member: Probabilities) -> tuple[Probabilities, Probabilities]:
     shift = np.maximum(t_not, t_member)
     column_not = not_given - t_not
     column_member = member - t_member
@@ -23,8 +24,8 @@ def _renormalised(not_given: np.ndarray, member: np.ndarray, t_not: np.ndarray,
     return column_not / total, column_member / total
 
 
-def _side_score(given: np.ndarray, not_member: np.ndarray, member: np.ndarray, method: str
-                ) -> np.ndarray:
+def _side_score(given: Mask, not_member: Probabilities, member: Probabilities, method: str
+                ) -> Probabilities:
     given_side = np.where(given, member, not_member)
     if method == "self_confidence":
         return given_side
@@ -35,7 +36,7 @@ def _side_score(given: np.ndarray, not_member: np.ndarray, member: np.ndarray, m
 
 
 def adjusted_class_scores(batch: Batch, method: str, thresholds: ConfidentThresholds
-                          ) -> np.ndarray:
+                          ) -> Floats:
     """Scores on `adjust_pred_probs` probabilities: subtract each class's thresholds, shift by
     their max, renormalise.
 
@@ -54,7 +55,7 @@ def adjusted_class_scores(batch: Batch, method: str, thresholds: ConfidentThresh
     return scores
 
 
-def _xlogx(values: np.ndarray) -> np.ndarray:
+def _xlogx(values: Probabilities) -> Probabilities:
     """`x * log(x)` with `0 * log(0) = 0`, in the dtype of `values`.
 
     For float32, cleanlab's scipy kernel multiplies by libm's `logf`; the logarithm here is
@@ -66,16 +67,17 @@ def _xlogx(values: np.ndarray) -> np.ndarray:
         return np.where(values == 0, values.dtype.type(0), values * logarithm)
 
 
-def confidence_weighted_entropy(batch: Batch) -> np.ndarray:
+def confidence_weighted_entropy(batch: Batch) -> Probabilities:
     """Entropy of `[1 - p, p]` (base 2) divided by the given side's probability, squashed."""
     self_confidence = np.clip(batch.given_side_prob, SCORE_FLOOR, None)
     entropy = -(_xlogx(batch.complement) + _xlogx(batch.probs)) / np.log(2)
     ratio = entropy / self_confidence
-    return np.log(ratio + 1) / np.clip(ratio, SCORE_FLOOR, None)
+    scores: Probabilities = np.log(ratio + 1) / np.clip(ratio, SCORE_FLOOR, None)
+    return scores
 
 
 def class_scores(batch: Batch, method: str, adjust_pred_probs: bool,
-                 thresholds: ConfidentThresholds | None) -> np.ndarray:
+                 thresholds: ConfidentThresholds | None) -> Floats:
     """(n, K) float64 per-class scores: how well each annotation decision is supported."""
     if method == "confidence_weighted_entropy":
         if adjust_pred_probs:
@@ -88,7 +90,7 @@ def class_scores(batch: Batch, method: str, adjust_pred_probs: bool,
     return _side_score(batch.given, batch.complement, batch.probs, method).astype(np.float64)
 
 
-def exponential_moving_average(scores: np.ndarray, alpha: float) -> np.ndarray:
+def exponential_moving_average(scores: Floats, alpha: float) -> Floats:
     """EMA over each row sorted descending, evaluated in cleanlab's order (bit-reproducible)."""
     ordered = np.sort(scores, axis=1)[:, ::-1]
     average = ordered[:, 0]
@@ -97,16 +99,17 @@ def exponential_moving_average(scores: np.ndarray, alpha: float) -> np.ndarray:
     return average
 
 
-def softmin(scores: np.ndarray, temperature: float) -> np.ndarray:
+def softmin(scores: Floats, temperature: float) -> Floats:
     """Scores weighted by a softmax of `1 - score` (the worst classes weigh most)."""
     logits = (1 - scores) / max(temperature, TEMPERATURE_FLOOR)
     logits = logits - np.max(logits, axis=1, keepdims=True)
     weights = np.exp(logits)
     weights = weights / np.sum(weights, axis=1, keepdims=True)
-    return np.einsum("ij,ij->i", scores, weights)
+    weighted: Floats = np.einsum("ij,ij->i", scores, weights)
+    return weighted
 
 
-def aggregate(scores: np.ndarray, aggregator: str, alpha: float, temperature: float) -> np.ndarray:
+def aggregate(scores: Floats, aggregator: str, alpha: float, temperature: float) -> Floats:
     if aggregator == "exponential_moving_average":
         return exponential_moving_average(scores, alpha)
     if aggregator == "softmin":

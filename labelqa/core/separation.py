@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labelqa.core.arrays import Floats, Ints, Mask
 from labelqa.core.batch import Batch
 
 #: below this AUC a class's probabilities separate its given from its absent tags weakly
@@ -45,7 +46,7 @@ def separation_bins(num_classes: int) -> int:
     return int(min(1024, max(16, 1 << int(np.log2(per_class)))))
 
 
-def separation_partials(batch: Batch, bins: int) -> dict[str, np.ndarray]:
+def separation_partials(batch: Batch, bins: int) -> dict[str, Ints]:
     """(K, 2, bins) counts, flattened: class, given (1) or absent (0), probability bin."""
     num_classes = batch.num_classes
     # probabilities within cleanlab's 1e-6 slack outside [0, 1] go to the end bins
@@ -63,11 +64,11 @@ def separation_shapes(num_classes: int) -> dict[str, tuple[int, int, int]]:
 class Separation:
     """Per-class AUC (NaN for a class given on every example or on none) and its bound."""
 
-    auc: np.ndarray
-    error: np.ndarray
+    auc: Floats
+    error: Floats
 
     @classmethod
-    def of(cls, histogram: np.ndarray) -> Separation:
+    def of(cls, histogram: Ints) -> Separation:
         absent = histogram[:, 0, :].astype(np.float64)
         given = histogram[:, 1, :].astype(np.float64)
         absent_below = np.cumsum(absent, axis=1) - absent
@@ -79,7 +80,7 @@ class Separation:
         return cls(auc, error)
 
     @property
-    def measured(self) -> np.ndarray:
+    def measured(self) -> Mask:
         return ~np.isnan(self.auc)
 
     @property
@@ -88,7 +89,7 @@ class Separation:
         return float(self.auc[self.measured].mean()) if self.measured.any() else None
 
     @property
-    def weak(self) -> np.ndarray:
+    def weak(self) -> Mask:
         return np.array([is_weak(float(auc)) for auc in self.auc], dtype=bool)
 
     def warning(self, class_names: tuple[str, ...], flagged_fraction: float) -> str | None:

@@ -10,30 +10,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labelqa.core.arrays import Floats, Ints, Mask
+
 
 @dataclass(frozen=True)
 class ClassQuality:
     """Per class: flagged examples annotated with it (`label_issues`) and flagged examples
     missing it (`inverse_label_issues`), each also as a fraction of all N examples."""
 
-    label_issues: np.ndarray
-    inverse_label_issues: np.ndarray
+    label_issues: Ints
+    inverse_label_issues: Ints
     num_rows: int
 
     @property
-    def label_noise(self) -> np.ndarray:
+    def label_noise(self) -> Floats:
         return self.label_issues / self.num_rows
 
     @property
-    def inverse_label_noise(self) -> np.ndarray:
+    def inverse_label_noise(self) -> Floats:
         return self.inverse_label_issues / self.num_rows
 
     @property
-    def label_quality_score(self) -> np.ndarray:
+    def label_quality_score(self) -> Floats:
         return 1.0 - self.label_noise
 
 
-def class_quality(class_flags: np.ndarray, given: np.ndarray) -> ClassQuality:
+def class_quality(class_flags: Mask, given: Mask) -> ClassQuality:
     """From the (N, K) per-class flags and annotations of all rows."""
     return ClassQuality((class_flags & given).sum(axis=0).astype(np.int64),
                         (class_flags & ~given).sum(axis=0).astype(np.int64), len(given))

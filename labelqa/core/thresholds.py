@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from labelqa.core.arrays import Floats, Ints, Mask, Probabilities
 from labelqa.core.constants import ABSENT_SIDE_THRESHOLD, FLOATING_POINT_COMPARISON, THRESHOLD_FLOOR
 
 LIMB_BITS = 30
@@ -30,7 +32,7 @@ _CHUNK_ROWS = 1 << 21
 _SPLIT = 1.5 * 2.0**22
 
 
-def side_limb_sums(values: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def side_limb_sums(values: Probabilities, side: Mask) -> tuple[Ints, Ints]:
     """Exact per-column sums of `values` over the rows where `side` is true and where it is
     false, as two (NUM_LIMBS, K) int64 limb totals (limb i counts units of 2**-30(i+1)).
 
@@ -58,12 +60,12 @@ def side_limb_sums(values: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np
     return on_side, off_side
 
 
-def limb_sums(values: np.ndarray, include: np.ndarray) -> np.ndarray:
+def limb_sums(values: Probabilities, include: Mask) -> Ints:
     """Exact per-column sums of `values[include]` as (NUM_LIMBS, K) int64 limb totals."""
     return side_limb_sums(values, include)[0]
 
 
-def exact_total(limbs: np.ndarray) -> list[Fraction]:
+def exact_total(limbs: ArrayLike) -> list[Fraction]:
     """The exact sums, one per column, from limb totals (NUM_LIMBS, K)."""
     totals = []
     for column in np.asarray(limbs, dtype=object).T:
@@ -83,11 +85,11 @@ class ConfidentThresholds:
     promotes the pair to float64.
     """
 
-    not_given: np.ndarray
-    given: np.ndarray
-    single_precision: np.ndarray
+    not_given: Floats
+    given: Floats
+    single_precision: Mask
 
-    def cut_points(self) -> tuple[np.ndarray, np.ndarray]:
+    def cut_points(self) -> tuple[Floats, Floats]:
         """`t - 1e-6` evaluated in each class's dtype, returned as float64 (exact)."""
         cuts = []
         for values in (self.not_given, self.given):
@@ -97,13 +99,13 @@ class ConfidentThresholds:
             cuts.append(np.where(self.single_precision, single, double))
         return cuts[0], cuts[1]
 
-    def as_pairs(self) -> np.ndarray:
+    def as_pairs(self) -> Floats:
         """(K, 2) array `[t0, t1]` as cleanlab's get_confident_thresholds returns it."""
         return np.stack([self.not_given, self.given], axis=1)
 
 
-def confident_thresholds(num_given: np.ndarray, num_not_given: np.ndarray,
-                         given_limbs: np.ndarray, not_given_limbs: np.ndarray,
+def confident_thresholds(num_given: Ints, num_not_given: Ints, given_limbs: Ints,
+                         not_given_limbs: Ints,
                          single_precision_input: bool) -> ConfidentThresholds:
     """Thresholds from class counts and exact sums of `p` (annotated) and `1 - p` (not)."""
     num_classes = len(num_given)

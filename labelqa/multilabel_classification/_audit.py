@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from labelqa.config import FILTERS, LOW_FILTERS, PRUNE_FILTERS, IssuesConfig, ScoringConfig
 from labelqa.core.constants import DEFAULT_ALPHA
+from labelqa.core.filters import FILTERS, PRUNE_FILTERS, Filter, filter_named
 from labelqa.core.matrix import MatrixAudit, audit_matrix
-from labelqa.core.plan import class_notes
+from labelqa.core.params import IssuesParams, ScoringParams
 from labelqa.core.scores import SCORING_METHODS
 
 #: the keys of `rank_by_kwargs` that cleanlab's ranking uses
@@ -20,7 +20,7 @@ RANK_BY_KEYS = ("adjust_pred_probs",)
 
 
 def issues_config(filter_by: str, frac_noise: float, num_to_remove_per_class: Any,
-                  min_examples_per_class: int, num_classes: int) -> IssuesConfig:
+                  min_examples_per_class: int, num_classes: int) -> IssuesParams:
     if filter_by not in FILTERS:
         raise ValueError(f"filter_by: {filter_by!r} is not a filter; expected one of "
                          f"{', '.join(FILTERS)}")
@@ -29,7 +29,7 @@ def issues_config(filter_by: str, frac_noise: float, num_to_remove_per_class: An
     if int(min_examples_per_class) != min_examples_per_class or min_examples_per_class < 0:
         raise ValueError(f"min_examples_per_class: must be an integer >= 0, got "
                          f"{min_examples_per_class!r}")
-    if filter_by not in PRUNE_FILTERS:
+    if not filter_named(filter_by).prunes:
         if num_to_remove_per_class is not None:
             raise ValueError(f"num_to_remove_per_class: not supported with "
                              f"filter_by={filter_by!r}, only with {', '.join(PRUNE_FILTERS)}")
@@ -44,11 +44,11 @@ def issues_config(filter_by: str, frac_noise: float, num_to_remove_per_class: An
                              f"class, pred_probs has {num_classes} columns), got "
                              f"{num_to_remove_per_class!r}")
         remove = tuple(int(value) for value in values)
-    return IssuesConfig(filter_by, float(frac_noise), int(min_examples_per_class), remove)
+    return IssuesParams(filter_by, float(frac_noise), int(min_examples_per_class), remove)
 
 
 def ranking_config(method: str | None, rank_by_kwargs: Mapping[str, Any] | None
-                   ) -> ScoringConfig:
+                   ) -> ScoringParams:
     """The score the ranked outputs sort by: EMA(0.8) of the per-class `method` scores."""
     if method not in SCORING_METHODS:
         raise ValueError(f"return_indices_ranked_by: {method!r} is not a scoring method; "
@@ -61,10 +61,10 @@ def ranking_config(method: str | None, rank_by_kwargs: Mapping[str, Any] | None
     adjust = bool(kwargs.get("adjust_pred_probs", False))
     if adjust and method == "confidence_weighted_entropy":
         raise ValueError("adjust_pred_probs is not supported for confidence_weighted_entropy")
-    return ScoringConfig(method=method, adjust_pred_probs=adjust, alpha=DEFAULT_ALPHA)
+    return ScoringParams(method=method, adjust_pred_probs=adjust, alpha=DEFAULT_ALPHA)
 
 
-def joint_argument(confident_joint: Any, filter_by: str, num_classes: int
+def joint_argument(confident_joint: Any, chosen: Filter, num_classes: int
                    ) -> np.ndarray | None:
     """A user's (K, 2, 2) confident joint where the filter uses it, else None (with cleanlab's
     warnings)."""
@@ -85,16 +85,16 @@ def joint_argument(confident_joint: Any, filter_by: str, num_classes: int
             raise ValueError("confident_joint: must hold whole counts")
     if (joint < 0).any():
         raise ValueError("confident_joint: counts must be >= 0")
-    if filter_by == "confident_learning":
-        warnings.warn("confident_joint is not used with filter_by='confident_learning' (the "
+    if chosen.estimates_joint:
+        warnings.warn(f"confident_joint is not used with filter_by={chosen.name!r} (the "
                       "joint is estimated from the data)", UserWarning, stacklevel=3)
         return None
-    if filter_by not in PRUNE_FILTERS:
+    if not chosen.prunes:
         return None
     return joint.astype(np.int64)
 
 
-def require_judgeable(given: np.ndarray, filter_by: str, per_class: bool) -> None:
+def require_judgeable(given: np.ndarray, chosen: Filter, per_class: bool) -> None:
     """cleanlab's filters raise for a class they cannot judge; so do these.
 
     (labelqa's Spark audit judges the other classes instead and records why in
@@ -102,10 +102,7 @@ def require_judgeable(given: np.ndarray, filter_by: str, per_class: bool) -> Non
     confident_learning filters; `find_label_issues` with a low_* filter judges it too, only
     the per-class low_* filter cannot.
     """
-    filter_for_notes = filter_by
-    if filter_by in LOW_FILTERS and not per_class:
-        filter_for_notes = "confident_learning"
-    notes = class_notes(given.sum(axis=0), len(given), filter_for_notes)
+    notes = chosen.notes(given.sum(axis=0), len(given), examples_only=not per_class)
     for k, note in enumerate(notes):
         if note is not None:
             reason = note.removesuffix("; not judged")
@@ -122,8 +119,8 @@ def require_multilabel(given: np.ndarray) -> None:
         raise ValueError(f"Labels must be in multi-label format: every example is {state}")
 
 
-def run(given: np.ndarray, probs: np.ndarray, issues: IssuesConfig, *,
-        scoring: ScoringConfig = ScoringConfig(), calibrated_joint: np.ndarray | None = None,
+def run(given: np.ndarray, probs: np.ndarray, issues: IssuesParams, *,
+        scoring: ScoringParams = ScoringParams(), calibrated_joint: np.ndarray | None = None,
         keep_class_flags: bool = False, keep_class_scores: bool = False) -> MatrixAudit:
     return audit_matrix(None, given, probs, scoring, issues,
                         calibrated_joint=calibrated_joint, keep_class_flags=keep_class_flags,

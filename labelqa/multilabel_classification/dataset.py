@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelqa.config import IssuesConfig
+from labelqa.core.params import IssuesParams
 from labelqa.core.summaries import ClassQuality, class_quality, health_score
 from labelqa.multilabel_classification import _audit
 from labelqa.multilabel_classification._inputs import inputs
@@ -29,9 +29,9 @@ class _Findings:
 
 
 def _findings(given: np.ndarray, probs: np.ndarray, confident_joint: Any) -> _Findings:
-    issues = IssuesConfig()
-    joint = _audit.joint_argument(confident_joint, issues.filter_by, probs.shape[1])
-    _audit.require_judgeable(given, issues.filter_by, per_class=True)
+    issues = IssuesParams()
+    joint = _audit.joint_argument(confident_joint, issues.filter, probs.shape[1])
+    _audit.require_judgeable(given, issues.filter, per_class=True)
     result = _audit.run(given, probs, issues, calibrated_joint=joint, keep_class_flags=True)
     assert result.class_flags is not None
     return _Findings(class_quality(result.class_flags, given), int(result.is_label_issue.sum()))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from labelqa.config import IssuesConfig
+from labelqa.core.params import IssuesParams
 from labelqa.multilabel_classification import _audit
 from labelqa.multilabel_classification._inputs import inputs
 from labelqa.multilabel_classification._low_memory import low_memory_flags
@@ -50,14 +50,14 @@ class _FilterArguments:
     confident_joint: Any
 
     def checked(self, given: np.ndarray, per_class: bool
-                ) -> tuple[IssuesConfig, np.ndarray | None]:
+                ) -> tuple[IssuesParams, np.ndarray | None]:
         """The audit configuration and the joint to use, after cleanlab's checks."""
         num_classes = given.shape[1]
         issues = _audit.issues_config(self.filter_by, self.frac_noise,
                                       self.num_to_remove_per_class,
                                       self.min_examples_per_class, num_classes)
-        joint = _audit.joint_argument(self.confident_joint, self.filter_by, num_classes)
-        _audit.require_judgeable(given, self.filter_by, per_class=per_class)
+        joint = _audit.joint_argument(self.confident_joint, issues.filter, num_classes)
+        _audit.require_judgeable(given, issues.filter, per_class=per_class)
         return issues, joint
 
     def low_memory_flags(self, given: np.ndarray, probs: np.ndarray, method: str | None,

@@ -18,7 +18,6 @@ from labelqa.core import flags as fl
 from labelqa.core.plan import (
     AuditPlan,
     audit_batch,
-    class_notes,
     joint_partials,
     plan_from,
     selection_layout,
@@ -87,8 +86,7 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig) -> 
     totals_in = joined.threshold_totals
     thresholds = thresholds_from(totals_in, num_rows, joined.single_precision)
     num_given = totals_in["num_given"]
-    judged = np.array([n is None for n in class_notes(num_given, num_rows,
-                                                       config.issues.filter_by)])
+    judged = config.issues.filter.judged(num_given, num_rows)
     layout = selection_layout(num_rows, num_given, config.issues)
 
     bins = separation_bins(num_classes)

@@ -23,8 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DataType
 
 from labelqa.core.batch import Batch
-from labelqa.core.flags import KEY_RANGES, Cut, num_groups
-from labelqa.core.plan import Selection
+from labelqa.core.flags import KEY_RANGES, Cut, Selection, num_groups
 from labelqa.spark.blocks import ID, batch_of, blocks_of
 
 HISTOGRAM_CELLS = 1 << 17
