@@ -97,3 +97,25 @@ def test_rerun_replaces_only_its_own_partition(spark, tmp_path):
         ("b", "2026-11-01", "run-b-2026-11-01")]
     examples = spark.read.parquet(f"{out}/examples")
     assert examples.count() == 3 * 600  # no duplicates after the rerun
+
+
+def test_an_audit_leaves_the_callers_session_settings_as_it_found_them(spark):
+    """The intake sizes Arrow and Parquet reader batches from K, for the audit only."""
+    sample = generate(300, 4, 23)
+    labels = spark.createDataFrame(label_table(sample))
+    predictions = spark.createDataFrame(prediction_table(sample))
+    batch, reader = ("spark.sql.execution.arrow.maxRecordsPerBatch",
+                     "spark.sql.parquet.columnarReaderBatchSize")
+    before = spark.conf.get(reader, None)
+    spark.conf.set(batch, "777")
+    spark.conf.unset(reader)
+    try:
+        with audit_dataframes(spark, labels, predictions, CONFIG) as (_, tables):
+            assert spark.conf.get(batch) == "20000"  # records_per_batch(4): the audit's size
+            assert tables.examples.count() == 300
+        assert spark.conf.get(batch) == "777"
+        assert spark.conf.get(reader, None) is None
+    finally:
+        spark.conf.unset(batch)
+        if before is not None:
+            spark.conf.set(reader, before)
