@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labelqa.tables import RUNS, TABLES
+from labelqa.tables import RUNS
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ ORDER BY cur.issue_rank"""),
 
 #: Tables with a DuckDB view (every run writes its quarantine partition, with no rows when
 #: nothing was rejected, so the quarantine view always has a file to read).
-DUCKDB_TABLES = (*TABLES, RUNS)
+DUCKDB_TABLES = ("examples", "class_issues", "classes", "summary", RUNS, "quarantine")
 
 
 def duckdb_views(output: str) -> str:
