@@ -183,7 +183,7 @@ def _checked_join(spark: SparkSession, labels: DataFrame, predictions: DataFrame
         refuse_other_id_type(spark, output, run.dataset, run.run_date,
                              input_id_type(labels, predictions, config.input),
                              config.input.id_column)
-        joined = join_inputs(labels, predictions, config)
+        joined = join_inputs(labels, predictions, config, schemas_checked=True)
         info["rows"] = joined.num_rows
         info["note"] = (f"labels {joined.labels.rows} in, {joined.labels.quarantined} "
                         f"quarantined; predictions {joined.predictions.rows} in, "

@@ -10,6 +10,7 @@ from pyspark.testing import assertDataFrameEqual
 from labelqa.api import RunContext, audit_dataframes, run_audit_job
 from labelqa.config import load_config
 from labelqa.sample import generate, label_table, prediction_table, write_sample
+from labelqa.spark.session import SessionSettings
 
 CONFIG = load_config(None, ["output.class_scores=true"])
 
@@ -36,6 +37,34 @@ def test_same_output_in_one_partition_or_many(spark, tmp_path):
                   spark.read.parquet(str(tmp_path / "p1")).coalesce(1))
     many = _tables(spark, spark.read.parquet(str(tmp_path / "l9")).repartition(11),
                    spark.read.parquet(str(tmp_path / "p9")).repartition(7))
+    _assert_same(spark, one, many)
+    assert one[1] > 0
+
+
+def _tables_with(spark, settings, labels, predictions):
+    """The tables, and the intake's number of partitions, under session `settings`."""
+    applied = SessionSettings.apply(spark, settings)
+    try:
+        with audit_dataframes(spark, labels, predictions, CONFIG) as (joined, tables):
+            frames = {name: getattr(tables, name).collect()
+                      for name in ("examples", "class_issues", "classes")}
+            return (frames, tables.num_label_issues), joined.blocks.rdd.getNumPartitions()
+    finally:
+        applied.restore()
+
+
+def test_same_output_whatever_the_number_of_intake_partitions(spark):
+    """The intake's partitions become the blocks every later pass reads: one or many, the
+    exact sums, the cuts and the ranks are the same."""
+    sample = generate(3000, 7, 24, decimals=2)
+    labels = spark.createDataFrame(label_table(sample))
+    predictions = spark.createDataFrame(prediction_table(sample))
+    one, one_count = _tables_with(spark, {"spark.sql.shuffle.partitions": "1"}, labels,
+                                  predictions)
+    many, many_count = _tables_with(
+        spark, {"spark.sql.adaptive.advisoryPartitionSizeInBytes": "16k"}, labels, predictions)
+    # float64 probabilities: (3000 x (7 x 8 + 48) + 3000 x 64) bytes / 16k per partition
+    assert (one_count, many_count) == (1, 31)
     _assert_same(spark, one, many)
     assert one[1] > 0
 

@@ -27,6 +27,10 @@ _LIMB_SCALE = float(2**LIMB_BITS)
 #: rows summed at once: every partial sum of one limb (multiples of 2**-30 below 2 in
 #: magnitude each) stays below 2**22, so float64 adds them exactly
 _CHUNK_ROWS = 1 << 21
+#: cells (rows x K) split at once: the limb arithmetic's temporaries stay in the CPU cache
+#: (measured on a 20,000 x 40 batch: 1.54 s per million rows in one piece, 0.44 s in
+#: pieces of 2,048-4,096 rows; exact integer totals, so the pieces cannot change them)
+_CACHE_CELLS = 1 << 17
 #: adding and subtracting 1.5 * 2**22 rounds a float64 of magnitude below 2**21 to the nearest
 #: multiple of 2**-30, exactly (its ulp there is 2**-30): the error-free split of each limb
 _SPLIT = 1.5 * 2.0**22
@@ -40,14 +44,16 @@ def side_limb_sums(values: Probabilities, side: Mask) -> tuple[Ints, Ints]:
     multiple of 2**-30, keep the exact remainder, scale, repeat); value bits below 2**-91
     are dropped (far below float32 resolution and below the resolution of any float64
     probability larger than 2**-37). Both sides come from one matrix, and each limb is
-    summed as float64 (exact, see _CHUNK_ROWS). Measured at 1M x 40: 3.1 s with floor and
-    int64 sums per side, 0.6 s this way.
+    summed as float64 (exact, see _CHUNK_ROWS), a cache-sized piece of rows at a time.
+    Measured at 1M x 40: 3.1 s with floor and int64 sums per side, 0.6 s this way.
     """
     on_side = np.zeros((NUM_LIMBS,) + values.shape[1:], dtype=np.int64)
     off_side = np.zeros_like(on_side)
-    for start in range(0, max(len(values), 1), _CHUNK_ROWS):
-        remainder = values[start:start + _CHUNK_ROWS].astype(np.float64)
-        chosen = side[start:start + _CHUNK_ROWS].astype(np.float64)
+    width = int(np.prod(values.shape[1:], dtype=np.int64)) or 1
+    rows = max(1, min(_CHUNK_ROWS, _CACHE_CELLS // width))
+    for start in range(0, max(len(values), 1), rows):
+        remainder = values[start:start + rows].astype(np.float64)
+        chosen = side[start:start + rows].astype(np.float64)
         for position in range(NUM_LIMBS):
             limb = remainder + _SPLIT
             limb -= _SPLIT

@@ -103,16 +103,43 @@ def read_parquet(spark: SparkSession, path: str, table: str) -> DataFrame:
         raise InputError(table, None, f"cannot read Parquet at {path!r}: {reason}") from None
 
 
+def _unreadable(table: str, error: Exception) -> InputError:
+    text = str(error)
+    line = next((ln.strip() for ln in text.splitlines()
+                 if "parquet" in ln.lower() or "corrupt" in ln.lower()), text.splitlines()[0])
+    return InputError(table, None, f"unreadable input file (corrupt Parquet?): {line[:300]}")
+
+
 def count_rows(df: DataFrame, table: str) -> int:
     """Count an input table; a corrupt file is an input error, never skipped."""
     try:
         return df.count()
     except Exception as error:  # noqa: BLE001 - Spark wraps the reader's error
-        text = str(error)
-        line = next((ln.strip() for ln in text.splitlines()
-                     if "parquet" in ln.lower() or "corrupt" in ln.lower()), text.splitlines()[0])
-        raise InputError(table, None, f"unreadable input file (corrupt Parquet?): {line[:300]}"
-                         ) from None
+        raise _unreadable(table, error) from None
+
+
+def count_inputs(labels: DataFrame, predictions: DataFrame, vector: str | None
+                 ) -> tuple[int, int, int | None]:
+    """Rows of both tables and, with `vector` (the predictions' array column), the length
+    most of its arrays have (the most rows; the shortest on a tie): one Spark job, where
+    two counts and the length's own scan took three (measured in the README, Benchmarks).
+    A corrupt file is an input error of its table, never skipped."""
+    length = F.size(column(vector)) if vector is not None else F.lit(-1)
+    tables = (labels.select(F.lit(0).alias("table"), F.lit(-1).alias("k"))
+              .unionByName(predictions.select(F.lit(1).alias("table"), length.alias("k"))))
+    per_length = tables.groupBy("table", "k").count()
+    per_table = per_length.groupBy("table").agg(
+        F.sum("count").alias("rows"),
+        F.max_by("k", F.when(F.col("k") >= 0, F.struct("count", -F.col("k")))).alias("k"))
+    try:
+        found = {row["table"]: (row["rows"], row["k"]) for row in per_table.collect()}
+    except Exception as error:  # noqa: BLE001 - which table: count each alone (error path)
+        for df, table in ((labels, "labels"), (predictions, "predictions")):
+            count_rows(df, table)
+        raise _unreadable("labels", error) from None  # pragma: no cover - neither fails alone
+    labels_in, _ = found.get(0, (0, None))
+    predictions_in, k = found.get(1, (0, None))
+    return int(labels_in), int(predictions_in), None if k is None else int(k)
 
 
 def _quarantine_rows(intake: DataFrame) -> DataFrame:
@@ -147,22 +174,47 @@ def _counts(found: dict[str, dict[int, int]], rows_in: tuple[int, int]
     return counts[0], counts[1], found.get("rows|examples|0|", {}).get(0, 0)
 
 
+#: the `spark.sql.shuffle.partitions` floor gives a partition of the intake (and a task of
+#: every pass over its blocks) at least this many examples, and two partitions at least:
+#: each Python task costs a fixed ~0.1-0.3 s (measured on a 4,000 x 10 audit: 16
+#: partitions 58.0 s, 2 partitions 53.2 s, whole process)
+MIN_ROWS_PER_PARTITION = 50_000
+
+
 def _partitions(spark: SparkSession, labels_in: int, predictions_in: int, k: int,
                 single: bool) -> int:
     """Enough partitions for about `spark.sql.adaptive.advisoryPartitionSizeInBytes` each
     (rows in memory: id, the vector, the tags), never fewer than
-    `spark.sql.shuffle.partitions`; each becomes a block of the intake's cache."""
+    `spark.sql.shuffle.partitions`, except where that would leave a partition fewer than
+    MIN_ROWS_PER_PARTITION rows (then two, or fewer if the floor is); each becomes a block
+    of the intake's cache."""
     configured = int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
     target = byte_string_as_bytes(
         spark.conf.get("spark.sql.adaptive.advisoryPartitionSizeInBytes", "64m"))
     size = predictions_in * (k * (4 if single else 8) + 48) + labels_in * 64
-    return max(configured, -(-size // target))
+    rows = max(labels_in, predictions_in)
+    floor = min(configured, max(2, rows // MIN_ROWS_PER_PARTITION))
+    return max(floor, -(-size // target))
+
+
+#: cells (rows x K) of an Arrow batch, and so of an examples block: the NumPy passes run
+#: fastest when a block's (n, K) matrices stay near the CPU cache (measured per million rows
+#: x 40 classes, joint + histograms: 4.8 s in blocks of 20,000 rows, 2.7 s in 6,553 rows;
+#: x 1000 classes: 19.3 s in 2,000 rows, 12.3 s in 500)
+BLOCK_CELLS = 1 << 18
 
 
 def records_per_batch(num_classes: int) -> int:
-    """Arrow batch size of the intake's pass: large batches for NumPy speed, bounded memory
-    for wide K."""
-    return int(min(20_000, max(500, 2_000_000 // num_classes)))
+    """Rows per Arrow batch of the intake's pass, and so per examples block: BLOCK_CELLS
+    cells, 500 to 20,000 rows (below 500 the per-batch costs dominate)."""
+    return int(min(20_000, max(500, BLOCK_CELLS // num_classes)))
+
+
+def reader_batch_rows(num_classes: int) -> int:
+    """Rows per batch of Spark's Parquet reader: bounded heap for wide K (the reader's
+    default 4096 rows of 4000 float32 probabilities asked for one 64 MB buffer and ran out of
+    a 2 GB heap: 250k x 4000, README: Benchmarks)."""
+    return int(min(4096, max(500, 2_000_000 // num_classes)))
 
 
 def check_schemas(labels: DataFrame, predictions: DataFrame, config: AuditConfig) -> None:
@@ -189,16 +241,20 @@ def check_schemas(labels: DataFrame, predictions: DataFrame, config: AuditConfig
         raise SchemaErrors(problems)
 
 
-def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) -> JoinedInput:
+def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig,
+                schemas_checked: bool = False) -> JoinedInput:
+    """Check both tables (their schemas first, unless the caller just did) and bring them
+    through the intake: the joined examples as blocks, the quarantine, the counts."""
     inp = config.input
-    check_schemas(labels, predictions, config)
-    labels_in = count_rows(labels, "labels")
-    predictions_in = count_rows(predictions, "predictions")
+    if not schemas_checked:
+        check_schemas(labels, predictions, config)
+    vector = inp.predictions_column if inp.predictions_format == "array" else None
+    labels_in, predictions_in, vector_length = count_inputs(labels, predictions, vector)
     for table, rows in (("labels", labels_in), ("predictions", predictions_in)):
         if rows == 0:
             raise InputError(table, None, "the table is empty: no rows to audit")
     try:
-        names = resolve(config, labels, predictions)
+        names = resolve(config, labels, predictions, vector_length)
         checked_labels = labels_rows(labels, inp, names)
         checked_predictions = predictions_rows(predictions, inp, names)
     except InputError as error:  # a column missing or of the wrong type: suggest the fix
@@ -210,13 +266,11 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig) 
     tagged = tagged_rows(checked_labels).unionByName(tagged_rows(checked_predictions),
                                                      allowMissingColumns=True)
     spark = labels.sparkSession
-    # rows per Arrow batch and per Parquet reader batch from K: the reader's default 4096 rows
-    # of 4000 float32 probabilities asked for one 64 MB buffer and ran out of a 2 GB heap
-    # (250k x 4000, README: Benchmarks)
+    # rows per Arrow batch and per Parquet reader batch from K
     settings = SessionSettings.apply(spark, {
         key: str(rows) for key, rows in (
             ("spark.sql.execution.arrow.maxRecordsPerBatch", records_per_batch(k)),
-            ("spark.sql.parquet.columnarReaderBatchSize", min(4096, records_per_batch(k))))
+            ("spark.sql.parquet.columnarReaderBatchSize", reader_batch_rows(k)))
         if key not in config.spark.conf})
     decision = rules.IntakeRules(
         labels_one_row_per_id=checked_labels.one_row_per_id,

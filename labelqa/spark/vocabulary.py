@@ -36,12 +36,6 @@ def _configured(config: AuditConfig, spark: SparkSession
     return None
 
 
-def _most_common_length(predictions: DataFrame, name: str) -> int | None:
-    row = (predictions.groupBy(F.size(column(name)).alias("k")).count()
-           .filter("k >= 0").orderBy(F.desc("count"), "k").first())
-    return None if row is None else int(row["k"])
-
-
 def schema_names(config: AuditConfig, labels: DataFrame, predictions: DataFrame
                  ) -> tuple[str, ...] | None:
     """The class names when the config or the schemas give them (no Spark job), else None."""
@@ -72,8 +66,10 @@ def resembling(tag: str, names: tuple[str, ...]) -> str | None:
     return close[0] if close else None
 
 
-def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame) -> tuple[str, ...]:
-    """Class names; raises when the config and the data disagree about K."""
+def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame,
+            vector_length: int | None) -> tuple[str, ...]:
+    """Class names; raises when the config and the data disagree about K. `vector_length`:
+    the length most pred_probs arrays have (array predictions; None: no array has one)."""
     inp = config.input
     configured = _configured(config, predictions.sparkSession)
     from_schema = schema_names(config, labels, predictions)
@@ -92,11 +88,10 @@ def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame) -> t
             names = tuple(str(k) for k in range(int(top) + 1)) if top is not None else ()
     else:
         prediction_element_type(predictions, inp, ())  # the column exists and is an array
-        k = _most_common_length(predictions, inp.predictions_column)
-        names = tuple(str(i) for i in range(k or 0))
+        names = tuple(str(i) for i in range(vector_length or 0))
     if configured and inp.predictions_format == "array":
         prediction_element_type(predictions, inp, names)
-        k = _most_common_length(predictions, inp.predictions_column)
+        k = vector_length
         if k is not None and k != len(names):
             raise ConfigError(f"{configured[1]}: {len(names)} class names, but the pred_probs "
                               f"arrays have length K={k}")
