@@ -129,22 +129,28 @@ def test_rerun_replaces_only_its_own_partition(spark, tmp_path):
 
 
 def test_an_audit_leaves_the_callers_session_settings_as_it_found_them(spark):
-    """The intake sizes Arrow and Parquet reader batches from K, for the audit only."""
+    """The intake sizes Arrow and Parquet reader batches from K and lifts the Arrow byte
+    limit, for the audit only."""
     sample = generate(300, 4, 23)
     labels = spark.createDataFrame(label_table(sample))
     predictions = spark.createDataFrame(prediction_table(sample))
     batch, reader = ("spark.sql.execution.arrow.maxRecordsPerBatch",
                      "spark.sql.parquet.columnarReaderBatchSize")
+    limit = "spark.sql.execution.arrow.maxBytesPerBatch"
     before = spark.conf.get(reader, None)
     spark.conf.set(batch, "777")
+    spark.conf.set(limit, "1000000")
     spark.conf.unset(reader)
     try:
         with audit_dataframes(spark, labels, predictions, CONFIG) as (_, tables):
             assert spark.conf.get(batch) == "20000"  # records_per_batch(4): the audit's size
+            assert spark.conf.get(limit) == "2147483647"
             assert tables.examples.count() == 300
         assert spark.conf.get(batch) == "777"
+        assert spark.conf.get(limit) == "1000000"
         assert spark.conf.get(reader, None) is None
     finally:
         spark.conf.unset(batch)
+        spark.conf.unset(limit)
         if before is not None:
             spark.conf.set(reader, before)
