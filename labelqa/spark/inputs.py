@@ -122,7 +122,7 @@ def count_inputs(labels: DataFrame, predictions: DataFrame, vector: str | None
                  ) -> tuple[int, int, int | None]:
     """Rows of both tables and, with `vector` (the predictions' array column), the length
     most of its arrays have (the most rows; the shortest on a tie): one Spark job, where
-    two counts and the length's own scan took three (measured in the README, Benchmarks).
+    two counts and the length's own scan took three (docs/benchmarks.md, 2026-12-02).
     A corrupt file is an input error of its table, never skipped."""
     length = F.size(column(vector)) if vector is not None else F.lit(-1)
     tables = (labels.select(F.lit(0).alias("table"), F.lit(-1).alias("k"))
@@ -273,7 +273,8 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig,
     tagged = tagged_rows(checked_labels).unionByName(tagged_rows(checked_predictions),
                                                      allowMissingColumns=True)
     spark = labels.sparkSession
-    # rows per Arrow batch and per Parquet reader batch from K
+    # for the audit only: rows per Arrow batch and per Parquet reader batch from K, no Arrow
+    # byte limit (JoinedInput.close restores the caller's settings)
     settings = SessionSettings.apply(spark, {
         key: str(value) for key, value in (
             ("spark.sql.execution.arrow.maxRecordsPerBatch", records_per_batch(k)),

@@ -91,10 +91,9 @@ def resolve(config: AuditConfig, labels: DataFrame, predictions: DataFrame,
         names = tuple(str(i) for i in range(vector_length or 0))
     if configured and inp.predictions_format == "array":
         prediction_element_type(predictions, inp, names)
-        k = vector_length
-        if k is not None and k != len(names):
+        if vector_length is not None and vector_length != len(names):
             raise ConfigError(f"{configured[1]}: {len(names)} class names, but the pred_probs "
-                              f"arrays have length K={k}")
+                              f"arrays have length K={vector_length}")
     if configured and inp.predictions_format == "wide":
         missing = [n for n in names if inp.prediction_prefix + n not in predictions.columns]
         if missing:
