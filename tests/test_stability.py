@@ -15,11 +15,16 @@ from labelqa.spark.session import SessionSettings
 CONFIG = load_config(None, ["output.class_scores=true"])
 
 
+def _collected(tables):
+    """The output tables' rows and the number of label issues."""
+    frames = {name: getattr(tables, name).collect()
+              for name in ("examples", "class_issues", "classes")}
+    return frames, tables.num_label_issues
+
+
 def _tables(spark, labels, predictions, config=CONFIG):
     with audit_dataframes(spark, labels, predictions, config) as (_, tables):
-        frames = {name: getattr(tables, name).collect()
-                  for name in ("examples", "class_issues", "classes")}
-        return frames, tables.num_label_issues
+        return _collected(tables)
 
 
 def _assert_same(spark, left, right):
@@ -46,9 +51,7 @@ def _tables_with(spark, settings, labels, predictions):
     applied = SessionSettings.apply(spark, settings)
     try:
         with audit_dataframes(spark, labels, predictions, CONFIG) as (joined, tables):
-            frames = {name: getattr(tables, name).collect()
-                      for name in ("examples", "class_issues", "classes")}
-            return (frames, tables.num_label_issues), joined.blocks.rdd.getNumPartitions()
+            return _collected(tables), joined.blocks.rdd.getNumPartitions()
     finally:
         applied.restore()
 
