@@ -263,3 +263,21 @@ def test_a_transient_failure_is_retried(airflow):
     assert "Address already in use: Service 'sparkDriver' failed after 0 retries" in result.stdout
     assert "labelqa exited 1: retried if retries are left" in result.stdout
     assert json.loads(airflow.manifest("flaky").read_text())["status"] == "succeeded"
+
+
+def test_the_dags_manifest_path_is_labelqas_layout(airflow):
+    # the DAG imports without labelqa (the scheduler's environment has neither it nor
+    # pyspark), so it spells the manifest's path itself: it must be labelqa.tables'
+    from labelqa.tables import manifest_path
+
+    dag = airflow.home / "dags" / "airflow_dag.py"
+    found = subprocess.run(
+        [str(airflow.venv / "bin" / "python"), "-c",
+         "import importlib.util, sys; spec = importlib.util.spec_from_file_location('dag', "
+         "sys.argv[1]); dag = importlib.util.module_from_spec(spec); "
+         "spec.loader.exec_module(dag); print(dag.manifest_path('s3a://b/out/', 'tags', "
+         "'2026-11-05'))", str(dag)],
+        env=airflow.env("none"), capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr[-3000:]
+    assert found.stdout.strip().splitlines()[-1] == manifest_path("s3a://b/out/", "tags",
+                                                                  "2026-11-05")
