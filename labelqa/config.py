@@ -14,6 +14,7 @@ import yaml
 
 from labelqa.core.filters import FILTERS, PRUNE_FILTERS
 from labelqa.core.filters import LOW_FILTERS as LOW_FILTERS
+from labelqa.core.logistic import LogisticParams
 from labelqa.core.params import IssuesParams, ScoringParams
 from labelqa.core.scores import AGGREGATORS, SCORING_METHODS
 from labelqa.errors import ConfigError
@@ -68,6 +69,27 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """`labelqa predict`: where the features are, and the cross-validated logistic
+    regressions that turn them into out-of-fold probabilities."""
+
+    features_column: str = "features"  # array<float|double> or an MLlib vector
+    feature_columns: tuple[str, ...] | None = None  # instead: one numeric column per feature
+    num_features: int | None = None  # default: the length most feature vectors have
+    folds: int = 5
+    l2: float = 1e-4
+    max_iter: int = 100
+    tol: float = 1e-4
+    standardize: bool = True
+    seed: int = 0  # the folds' hash seed: another seed, other folds
+
+    @property
+    def params(self) -> LogisticParams:
+        return LogisticParams(folds=self.folds, l2=self.l2, max_iter=self.max_iter,
+                              tol=self.tol, standardize=self.standardize)
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     classes: tuple[str, ...] | None = None
     classes_path: str | None = None
@@ -77,6 +99,7 @@ class AuditConfig:
     issues: IssuesConfig = field(default_factory=IssuesConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     gates: GatesConfig = field(default_factory=GatesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
     def to_json(self) -> str:
@@ -96,12 +119,15 @@ def redact_setting(key: str, value: str) -> str:
 
 _SECTIONS = {"input": InputConfig, "validation": ValidationConfig, "scoring": ScoringConfig,
              "issues": IssuesConfig, "output": OutputConfig, "gates": GatesConfig,
-             "spark": SparkConfig}
+             "model": ModelConfig, "spark": SparkConfig}
 
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+")
 
 
 def _typed(key: str, value: Any, default: Any, annotation: str) -> Any:
@@ -112,13 +138,15 @@ def _typed(key: str, value: Any, default: Any, annotation: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
+    if annotation.endswith(" | None"):
+        annotation = annotation[: -len(" | None")]
     if annotation == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
-    if annotation.endswith(" | None"):
-        annotation = annotation[: -len(" | None")]
     if annotation == "float":
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-8 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -200,6 +228,22 @@ def _validate_spark_settings(conf: Mapping[str, str]) -> None:
             raise ConfigError(f"{where}: {value!r} is not a positive integer")
 
 
+def _validate_model(model: ModelConfig) -> None:
+    if model.folds < 2:
+        raise ConfigError(f"model.folds: {model.folds}; cross-validation needs at least 2")
+    if not model.l2 > 0:
+        raise ConfigError(f"model.l2: {model.l2} must be > 0 (the regularisation keeps every "
+                          "class's fit finite, even a class present on every example)")
+    if model.max_iter < 1:
+        raise ConfigError(f"model.max_iter: {model.max_iter} must be >= 1")
+    if not model.tol > 0:
+        raise ConfigError(f"model.tol: {model.tol} must be > 0")
+    if model.num_features is not None and model.num_features < 1:
+        raise ConfigError(f"model.num_features: {model.num_features} must be >= 1")
+    if model.feature_columns is not None and not model.feature_columns:
+        raise ConfigError("model.feature_columns: name at least one column")
+
+
 def validate(config: AuditConfig) -> AuditConfig:
     """Check the values' ranges and combinations; return the config unchanged."""
     _validate_spark_settings(config.spark.conf)
@@ -245,6 +289,7 @@ def validate(config: AuditConfig) -> AuditConfig:
         value = getattr(config.gates, name)
         if value is not None and not 0 <= value <= 1:
             raise ConfigError(f"gates.{name}: {value} is outside 0..1")
+    _validate_model(config.model)
     if config.classes is not None and config.classes_path is not None:
         raise ConfigError("classes and classes_path: give one of them, not both")
     return config

@@ -18,8 +18,12 @@ OPTIONAL_TABLES = ("annotators",)
 RUNS = "runs"
 #: Written by `labelqa reviews`, partitioned like the audit's tables.
 REVIEW_TABLES = ("reviews", "review_precision")
+#: Written by `labelqa predict` (and `audit --features`), partitioned like the audit's tables:
+#: the out-of-fold probabilities (the audit's array format, plus `fold`), each class's
+#: held-out quality, and the label and feature rows the predict step quarantined.
+PREDICT_TABLES = ("predictions", "model_quality", "predict_quarantine")
 #: Every table `labelqa register` can put in the catalog.
-CATALOG_TABLES = (*TABLES, *OPTIONAL_TABLES, RUNS, *REVIEW_TABLES)
+CATALOG_TABLES = (*TABLES, *OPTIONAL_TABLES, RUNS, *REVIEW_TABLES, *PREDICT_TABLES)
 #: The tables whose `id` column has the input's id type (`quarantine.id` is always a string).
 ID_TABLES = ("examples", "class_issues")
 
@@ -51,6 +55,11 @@ def staging_root(output: str, run_id: str) -> str:
 
 def manifest_path(output: str, dataset: str, run_date: str) -> str:
     return f"{output.rstrip('/')}/_manifests/dataset={dataset}/run_date={run_date}.json"
+
+
+def predict_manifest_path(output: str, dataset: str, run_date: str) -> str:
+    """The manifest of a `labelqa predict` run (the audit's stays where schedulers wait)."""
+    return f"{output.rstrip('/')}/_manifests/predict/dataset={dataset}/run_date={run_date}.json"
 
 
 def report_path(output: str, dataset: str, run_date: str) -> str:
@@ -148,6 +157,15 @@ def reviews_schema(id_type: T.DataType) -> T.StructType:
 REVIEW_PRECISION = _struct(
     ("scope", STRING), ("key", STRING), ("reviewed", LONG), ("confirmed", LONG),
     ("precision", DOUBLE), ("precision_low", DOUBLE), ("precision_high", DOUBLE))
+
+def predictions_schema(id_type: T.DataType) -> T.StructType:
+    return _struct(("id", id_type), ("pred_probs", T.ArrayType(T.FloatType())), ("fold", INT))
+
+
+MODEL_QUALITY = _struct(
+    ("class_index", INT), ("class_name", STRING), ("positives", LONG), ("roc_auc", DOUBLE),
+    ("roc_auc_error", DOUBLE), ("log_loss", DOUBLE), ("brier_score", DOUBLE),
+    ("converged", BOOLEAN))
 
 #: The partition columns every partitioned table gains when read from its root.
 PARTITION_COLUMNS = _struct(("dataset", STRING), ("run_date", T.DateType()))

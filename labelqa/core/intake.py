@@ -65,6 +65,9 @@ class IntakeRules:
     predictions_one_row_per_id: bool
     expected_prediction_rows: int | None  # K for long predictions
     empty_when_unlabeled: bool  # long labels: an id without tag rows has no tags
+    #: what the other table's rows are, in the reason and detail of a label row without one:
+    #: `missing_prediction` (the audit), `missing_features` (labelqa predict)
+    partner: str = "prediction"
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,8 @@ def row_states(rows: SortedRows, kept: Mask, id_index: Indices,
         full[incomplete] = text
         assign(incomplete, QUARANTINED, "wrong_length", full, "id")
     is_labels = source == LABELS
-    assign(is_labels & ~verdicts.ok[id_index, PREDICTIONS], QUARANTINED, "missing_prediction",
-           "no prediction row for this id", "id")
+    assign(is_labels & ~verdicts.ok[id_index, PREDICTIONS], QUARANTINED,
+           f"missing_{rules.partner}", f"no {rules.partner} row for this id", "id")
     # with long labels an id without any tag row may be an example with no tags; an id whose
     # tag rows were all rejected is not
     unlabeled_is_empty = (np.zeros(n, dtype=bool) if not rules.empty_when_unlabeled

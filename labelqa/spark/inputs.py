@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -142,8 +143,10 @@ def count_inputs(labels: DataFrame, predictions: DataFrame, vector: str | None
     return int(labels_in), int(predictions_in), None if k is None else int(k)
 
 
-def _quarantine_rows(intake: DataFrame) -> DataFrame:
-    source = F.when(F.col("source") == rules.LABELS, SOURCES[0]).otherwise(SOURCES[1])
+def quarantine_rows(intake: DataFrame, sources: tuple[str, str] = SOURCES) -> DataFrame:
+    """The intake's quarantined rows as the quarantine table's, plus `column`; `sources`:
+    the names of the two tables (labels, and predictions or features)."""
+    source = F.when(F.col("source") == rules.LABELS, sources[0]).otherwise(sources[1])
     raw = F.when(F.col("source") == rules.LABELS, F.to_json(RAW[0])).otherwise(
         F.to_json(RAW[1]))
     return (intake.filter(F.col("kind") == bl.QUARANTINED_ROW)
@@ -151,7 +154,7 @@ def _quarantine_rows(intake: DataFrame) -> DataFrame:
                     "column"))
 
 
-def _counts(found: dict[str, dict[int, int]], rows_in: tuple[int, int]
+def source_counts(found: dict[str, dict[int, int]], rows_in: tuple[int, int]
             ) -> tuple[SourceCounts, SourceCounts, int]:
     """Rows per table, state and reason, and the number of examples, from the intake's
     statistics."""
@@ -293,15 +296,16 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig,
             located(checked_labels, checked_labels.labels_column),
             _partitions(spark, labels_in, predictions_in, k, single)))
         found = statistics(intake)
-        label_counts, prediction_counts, num_rows = _counts(found, (labels_in, predictions_in))
-        _check_accounting(label_counts, prediction_counts, num_rows, inp.labels_format,
-                          inp.predictions_format)
+        label_counts, prediction_counts, num_rows = source_counts(
+            found, (labels_in, predictions_in))
+        check_accounting(label_counts, prediction_counts, num_rows, inp.labels_format,
+                         inp.predictions_format)
     except BaseException:
         if intake is not None:
             intake.unpersist()
         settings.restore()
         raise
-    rejected = _quarantine_rows(intake)
+    rejected = quarantine_rows(intake)
     for source, table, counts, name_column, what in (
             ("labels", labels, label_counts, inp.tag_column, "tag"),
             ("predictions", predictions, prediction_counts, inp.class_column, "class")):
@@ -347,18 +351,28 @@ def _with_resemblance(rejected: DataFrame, source: str, table: DataFrame, name_c
 
 
 #: Reasons that only say a row's partner row in the other table was rejected or absent.
-CONSEQUENCES = ("missing_prediction", "missing_labels")
+CONSEQUENCES = ("missing_prediction", "missing_features", "missing_labels")
 
 
 def _own_faults(counts: SourceCounts) -> int:
     return sum(n for reason, n in counts.reasons.items() if reason not in CONSEQUENCES)
 
 
-def _by_blame(joined: JoinedInput) -> list[tuple[str, SourceCounts]]:
+class CheckedInputs(Protocol):
+    """What `stop_error` reads of an intake's result (the audit's JoinedInput, predict's)."""
+
+    labels: SourceCounts
+    predictions: SourceCounts  # the other table: predictions, or predict's features
+    rejected: DataFrame
+    num_rows: int
+
+
+def _by_blame(joined: CheckedInputs, sources: tuple[str, str] = SOURCES
+              ) -> list[tuple[str, SourceCounts]]:
     """The tables, the one whose rows broke the most rules themselves first (labels first on
     a tie): its rows are the cause, the other table's `missing_*` rows the consequence."""
-    sources = [("labels", joined.labels), ("predictions", joined.predictions)]
-    return sorted(sources, key=lambda pair: -_own_faults(pair[1]))
+    tables = [(sources[0], joined.labels), (sources[1], joined.predictions)]
+    return sorted(tables, key=lambda pair: -_own_faults(pair[1]))
 
 
 def _dominant_reason(counts: SourceCounts) -> str:
@@ -366,14 +380,15 @@ def _dominant_reason(counts: SourceCounts) -> str:
     return min(counts.reasons, key=lambda r: (r in CONSEQUENCES, -counts.reasons[r], r))
 
 
-def _example(joined: JoinedInput, source: str, reason: str):
+def _example(joined: CheckedInputs, source: str, reason: str):
     """The quarantined row of `source` with `reason` that has the least id (one small job on
     the intake's cache)."""
     return (joined.rejected.filter((F.col("source") == source) & (F.col("reason") == reason))
             .orderBy(F.col("id").asc_nulls_first()).first())
 
 
-def stop_error(config: AuditConfig, joined: JoinedInput) -> InputError | None:
+def stop_error(config: AuditConfig, joined: CheckedInputs, sources: tuple[str, str] = SOURCES
+               ) -> InputError | None:
     """Why the bad rows stop this run, if they do (raised once the quarantine table is
     written): the first bad row under `validation.on_bad_rows=fail`, no row left to audit,
     or more than `validation.max_bad_fraction` bad rows in a table."""
@@ -387,7 +402,7 @@ def stop_error(config: AuditConfig, joined: JoinedInput) -> InputError | None:
         return InputError(first["source"], first["column"], f"{first['reason']}: "
                           f"{first['detail']} (validation.on_bad_rows=fail)", first["id"])
     if joined.num_rows == 0:
-        source, counts = _by_blame(joined)[0]
+        source, counts = _by_blame(joined, sources)[0]
         reason = _dominant_reason(counts)
         example = _example(joined, source, reason)
         return InputError(source, example["column"], "no rows left to audit after the "
@@ -397,7 +412,7 @@ def stop_error(config: AuditConfig, joined: JoinedInput) -> InputError | None:
                           f"{joined.predictions.quarantined}; see the quarantine table)",
                           example["id"])
     limit = config.validation.max_bad_fraction
-    for source, counts in _by_blame(joined):
+    for source, counts in _by_blame(joined, sources):
         if counts.rows and counts.quarantined / counts.rows > limit:
             reasons = ", ".join(f"{r}={n}" for r, n in counts.reasons.items())
             reason = _dominant_reason(counts)
@@ -410,7 +425,7 @@ def stop_error(config: AuditConfig, joined: JoinedInput) -> InputError | None:
     return None
 
 
-def _check_accounting(labels: SourceCounts, predictions: SourceCounts, audited_examples: int,
+def check_accounting(labels: SourceCounts, predictions: SourceCounts, audited_examples: int,
                       labels_format: str, predictions_format: str) -> None:
     """rows in = audited + quarantined + collapsed, and one audited row per example."""
     for source, counts in (("labels", labels), ("predictions", predictions)):

@@ -101,12 +101,26 @@ def _problems(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return parts[0], parts[1], parts[2]
 
 
+BlockStatistics = Callable[[pa.RecordBatch], tuple[dict[str, np.ndarray], int]]
+
+
+def audit_statistics(block: pa.RecordBatch) -> tuple[dict[str, np.ndarray], int]:
+    """The audit's first statistics of an examples block: the thresholds' exact sums, and
+    the tags repeated within a row (multi_hot collapses them: counted)."""
+    batch = bl.batch_of(block)
+    repeated = len(block.column(bl.LABELS).values) - int(batch.given.sum())
+    return threshold_partials(batch), repeated
+
+
 def intake_partition(decision: rules.IntakeRules, num_classes: int,
                      vector: tuple[str, str | None], tags: tuple[str, str | None],
-                     output: pa.Schema
+                     output: pa.Schema, width: int | None = None,
+                     block_statistics: BlockStatistics = audit_statistics,
                      ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The function of the intake's Arrow pass over one id-sorted partition."""
+    """The function of the intake's Arrow pass over one id-sorted partition. `width`: the
+    length of the joined vector (default K: probabilities; labelqa predict: the features)."""
     labels_one_row = decision.labels_one_row_per_id
+    vector_width = num_classes if width is None else width
     predictions_one_row = decision.predictions_one_row_per_id
 
     def probabilities(batch: pa.RecordBatch, lead: np.ndarray, ok_rows: np.ndarray
@@ -115,7 +129,7 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
             values = batch.column("_prob").take(pa.array(ok_rows))
             return values.to_numpy(zero_copy_only=False).reshape(-1, num_classes)
         chosen = _column(batch, vector).take(pa.array(lead))
-        return chosen.flatten().to_numpy(zero_copy_only=False).reshape(-1, num_classes)
+        return chosen.flatten().to_numpy(zero_copy_only=False).reshape(-1, vector_width)
 
     def label_lists(batch: pa.RecordBatch, states: rules.RowStates, label_rows: np.ndarray,
                     lead: np.ndarray) -> pa.Array:
@@ -163,11 +177,9 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
             block = bl.examples_block(ids.take(pa.array(lead)),
                                       label_lists(batch, states, label_rows, lead),
                                       probabilities(batch, lead, prediction_ok))
-            batch_stats = bl.batch_of(block)
-            bl.add_totals(totals, threshold_partials(batch_stats))
-            # a tag repeated in one row counts once (multi_hot collapses it): count them
-            counts[("repeated", 0, "")] += (len(block.column(bl.LABELS).values)
-                                             - int(batch_stats.given.sum()))
+            partials, repeated = block_statistics(block)
+            bl.add_totals(totals, partials)
+            counts[("repeated", 0, "")] += repeated
             counts[("examples", 0, "")] += len(lead)
             yield bl.rows_of_kind(output, 1, kind=pa.array([bl.BLOCK], pa.int8()),
                         block=pa.array([bl.encode(block)], pa.binary()))
@@ -223,7 +235,8 @@ def intake_partition(decision: rules.IntakeRules, num_classes: int,
 
 def intake_blocks(tagged: DataFrame, decision: rules.IntakeRules, num_classes: int,
                   vector: tuple[str, str | None], tags: tuple[str, str | None],
-                  num_partitions: int) -> DataFrame:
+                  num_partitions: int, width: int | None = None,
+                  block_statistics: BlockStatistics = audit_statistics) -> DataFrame:
     """The intake's output: blocks of audited examples, quarantined rows, statistics."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -231,8 +244,8 @@ def intake_blocks(tagged: DataFrame, decision: rules.IntakeRules, num_classes: i
     rows = tagged.repartition(num_partitions, bl.ID).sortWithinPartitions(
         *exchange_order(tagged))
     arrow_schema = to_arrow_schema(schema)
-    return rows.mapInArrow(intake_partition(decision, num_classes, vector, tags, arrow_schema),
-                           schema)
+    return rows.mapInArrow(intake_partition(decision, num_classes, vector, tags, arrow_schema,
+                                            width, block_statistics), schema)
 
 
 def statistics(df: DataFrame) -> dict[str, dict[int, int]]:

@@ -1,0 +1,251 @@
+"""Out-of-fold logistic regression for every class and fold at once: the NumPy side of
+`labelqa predict`.
+
+One binary logistic regression per (fold, class): the model of fold f is trained on every row
+whose fold is not f and predicts the rows of fold f, so no example's probability comes from a
+model that saw its label. The engine passes over the data once per evaluation and each pass
+returns, for all F x K problems together, the loss and gradient sums (`evaluate`); the driver
+adds the partitions' sums and steps every problem with its own L-BFGS memory and its own
+backtracking line search (`LockstepLbfgs`). MLlib's LogisticRegression fits one class of one
+fold at a time, each fit with its own passes over the data: F x K times the passes (measured
+in the README, "No predictions yet?").
+
+Objective of each problem (the one scikit-learn's LogisticRegression minimises with
+C = 1 / (l2 * n_train)):  mean log loss over its training rows + l2 / 2 * |w|^2, the
+intercept not penalised. Features are standardised first (mean 0, variance 1 over all rows:
+label-free, so it leaks no label).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from labelqa.core.arrays import Floats, Ints, Mask
+
+
+@dataclass(frozen=True)
+class LogisticParams:
+    """The cross-validated fit (config keys `model.*`)."""
+
+    folds: int = 5
+    l2: float = 1e-4
+    max_iter: int = 100  # passes over the data for the fit, at most
+    tol: float = 1e-4  # a problem has converged when max |gradient| <= tol
+    standardize: bool = True
+    memory: int = 10  # L-BFGS correction pairs per problem
+
+
+def moments(x: Floats) -> dict[str, Floats]:
+    """Per-feature count, sum and sum of squares of one block (float64)."""
+    values = np.asarray(x, dtype=np.float64)
+    return {"count": np.array([values.shape[0]], dtype=np.float64),
+            "sum": values.sum(axis=0), "sum_squares": np.einsum("ij,ij->j", values, values)}
+
+
+def standardizer(totals: dict[str, Floats], standardize: bool) -> tuple[Floats, Floats]:
+    """(mean, scale) with x' = (x - mean) * scale; a constant feature gets scale 0."""
+    n = float(totals["count"][0])
+    mean = totals["sum"] / n
+    if not standardize:
+        return np.zeros_like(mean), np.ones_like(mean)
+    variance = np.maximum(totals["sum_squares"] / n - mean * mean, 0.0)
+    std = np.sqrt(variance)
+    scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 1e-12 * (1 + np.abs(mean)))
+    return mean, scale
+
+
+def design(x: Floats, mean: Floats, scale: Floats) -> Floats:
+    """The standardised features with a last column of ones (the intercept), float64."""
+    out = np.empty((x.shape[0], x.shape[1] + 1), dtype=np.float64)
+    np.subtract(x, mean, out=out[:, :-1])
+    out[:, :-1] *= scale
+    out[:, -1] = 1.0
+    return out
+
+
+def _logits(x1: Floats, weights: Floats) -> Floats:
+    """(n, F, K) logits of every row under every fold's model; weights (F, D, K)."""
+    num_folds, width, num_classes = weights.shape
+    flat = weights.transpose(1, 0, 2).reshape(width, num_folds * num_classes)
+    logits: Floats = (x1 @ flat).reshape(x1.shape[0], num_folds, num_classes)
+    return logits
+
+
+def _sigmoid(z: Floats) -> Floats:
+    out: Floats = np.exp(-np.logaddexp(0.0, -z))
+    return out
+
+
+def evaluate(x1: Floats, given: Mask, folds: Ints, weights: Floats) -> dict[str, Floats]:
+    """Sums over one block's training rows of every (fold, class) problem: the log loss
+    (F, K), its gradient (F, D, K) and the training rows per fold (F,)."""
+    num_folds, width, num_classes = weights.shape
+    z = _logits(x1, weights)
+    train = folds[:, None] != np.arange(num_folds)[None, :]  # (n, F)
+    y = given[:, None, :]
+    loss = np.logaddexp(0.0, z) - np.where(y, z, 0.0)
+    residual = (_sigmoid(z) - y) * train[:, :, None]
+    grad = (x1.T @ residual.reshape(x1.shape[0], num_folds * num_classes)).reshape(
+        width, num_folds, num_classes).transpose(1, 0, 2)
+    return {"loss": np.einsum("nfk,nf->fk", loss, train.astype(np.float64)),
+            "grad": np.ascontiguousarray(grad), "rows": train.sum(axis=0).astype(np.float64)}
+
+
+def held_out(x1: Floats, folds: Ints, weights: Floats) -> Floats:
+    """(n, K) probability of each row under its own fold's model (that never saw it)."""
+    z = _logits(x1, weights)
+    return _sigmoid(z[np.arange(x1.shape[0]), folds, :])
+
+
+def objective(sums: dict[str, Floats], weights: Floats, l2: float) -> tuple[Floats, Floats]:
+    """Each problem's objective (F, K) and gradient (F, D, K) from the summed `evaluate`."""
+    rows = np.maximum(sums["rows"], 1.0)[:, None]
+    penalised = weights[:, :-1, :]
+    value = sums["loss"] / rows + 0.5 * l2 * np.einsum("fdk,fdk->fk", penalised, penalised)
+    grad = sums["grad"] / rows[:, None, :]
+    grad[:, :-1, :] += l2 * penalised
+    return value, grad
+
+
+#: Armijo's sufficient-decrease constant and the smallest step tried before a problem stops
+ARMIJO, MIN_STEP = 1e-4, 1e-12
+
+
+class LockstepLbfgs:
+    """L-BFGS for P independent problems that share every evaluation (one pass computes all
+    of them): each problem keeps its own correction pairs and step length, and stops on its
+    own when its gradient is small (`tol`) or its line search cannot progress.
+
+    Usage: `weights = opt.trial()`, evaluate all problems there, `opt.tell(values, grads)`,
+    until `opt.done`. Problems are (F, D, K) arrays flattened to (P, D), P = F * K.
+    """
+
+    def __init__(self, num_folds: int, width: int, num_classes: int, tol: float, memory: int):
+        self.shape = (num_folds, width, num_classes)
+        p = num_folds * num_classes
+        self.w = np.zeros((p, width))
+        self.value = np.full(p, np.inf)
+        self.grad = np.zeros((p, width))
+        self.direction = np.zeros((p, width))
+        self.step = np.ones(p)
+        self.s = np.zeros((memory, p, width))
+        self.y = np.zeros((memory, p, width))
+        self.rho = np.zeros((memory, p))
+        self.pairs = np.zeros(p, dtype=np.int64)
+        self.active = np.ones(p, dtype=bool)
+        self.tol, self.memory = tol, memory
+        self.evaluations = 0
+        self.started = False
+
+    def _unflatten(self, flat: Floats) -> Floats:
+        f, d, k = self.shape
+        out: Floats = flat.reshape(f, k, d).transpose(0, 2, 1)
+        return np.ascontiguousarray(out)
+
+    def _flatten(self, array: Floats) -> Floats:
+        f, d, k = self.shape
+        out: Floats = array.transpose(0, 2, 1).reshape(f * k, d)
+        return out
+
+    @property
+    def weights(self) -> Floats:
+        """The current (accepted) weights, (F, D, K)."""
+        return self._unflatten(self.w)
+
+    @property
+    def done(self) -> bool:
+        return not self.active.any()
+
+    @property
+    def converged(self) -> Mask:
+        """Per problem (F, K): its gradient is within `tol`."""
+        f, _, k = self.shape
+        ok: Mask = (np.abs(self.grad).max(axis=1) <= self.tol).reshape(f, k)
+        return ok
+
+    def trial(self) -> Floats:
+        if not self.started:
+            return self.weights
+        moved = self.w + np.where(self.active, self.step, 0.0)[:, None] * self.direction
+        return self._unflatten(moved)
+
+    def tell(self, values: Floats, grads: Floats) -> None:
+        self.evaluations += 1
+        value, grad = values.reshape(-1), self._flatten(grads)
+        if not self.started:
+            self.started = True
+            self.value, self.grad = value.copy(), grad.copy()
+            self.active = np.abs(grad).max(axis=1) > self.tol
+            norm = np.linalg.norm(grad, axis=1)
+            self.direction = -grad
+            self.step = np.minimum(1.0, 1.0 / np.maximum(norm, 1e-300))
+            return
+        slope = np.einsum("pd,pd->p", self.grad, self.direction)
+        accepted = self.active & (value <= self.value + ARMIJO * self.step * slope) \
+            & np.isfinite(value)
+        rejected = self.active & ~accepted
+        self.step[rejected] *= 0.5
+        self.active[rejected & (self.step < MIN_STEP)] = False
+        if accepted.any():
+            self._accept(np.flatnonzero(accepted), value, grad)
+
+    def _accept(self, chosen: Ints, value: Floats, grad: Floats) -> None:
+        s = self.step[chosen, None] * self.direction[chosen]
+        y = grad[chosen] - self.grad[chosen]
+        sy = np.einsum("pd,pd->p", s, y)
+        keep = sy > 1e-10 * np.maximum(np.einsum("pd,pd->p", y, y), 1e-300)
+        stored = chosen[keep]
+        slot = self.pairs[stored] % self.memory
+        self.s[slot, stored] = s[keep]
+        self.y[slot, stored] = y[keep]
+        self.rho[slot, stored] = 1.0 / sy[keep]
+        self.pairs[stored] += 1
+        self.w[chosen] += s
+        self.value[chosen], self.grad[chosen] = value[chosen], grad[chosen]
+        still = np.abs(grad[chosen]).max(axis=1) > self.tol
+        self.active[chosen] = still
+        moving = chosen[still]
+        if len(moving):
+            self.direction[moving] = self._two_loop(moving)
+            self.step[moving] = 1.0
+
+    def _two_loop(self, chosen: Ints) -> Floats:
+        """The L-BFGS direction -H g of each chosen problem from its own pairs."""
+        q = self.grad[chosen].copy()
+        count = np.minimum(self.pairs[chosen], self.memory)
+        newest = self.pairs[chosen] - 1
+        alphas = np.zeros((self.memory, len(chosen)))
+        for age in range(self.memory):
+            valid = age < count
+            slot = (newest - age) % self.memory
+            s, y = self.s[slot, chosen], self.y[slot, chosen]
+            alpha = np.where(valid, self.rho[slot, chosen] * np.einsum("pd,pd->p", s, q), 0.0)
+            q -= alpha[:, None] * y
+            alphas[age] = alpha
+        slot = newest % self.memory
+        s, y = self.s[slot, chosen], self.y[slot, chosen]
+        yy = np.einsum("pd,pd->p", y, y)
+        gamma = np.where(count > 0, np.einsum("pd,pd->p", s, y) / np.maximum(yy, 1e-300), 1.0)
+        r = gamma[:, None] * q
+        for age in reversed(range(self.memory)):
+            valid = age < count
+            slot = (newest - age) % self.memory
+            s, y = self.s[slot, chosen], self.y[slot, chosen]
+            beta = np.where(valid, self.rho[slot, chosen] * np.einsum("pd,pd->p", y, r), 0.0)
+            r += (alphas[age] - beta)[:, None] * s
+        direction: Floats = -r
+        descent = np.einsum("pd,pd->p", direction, self.grad[chosen]) < 0
+        direction[~descent] = -self.grad[chosen][~descent]  # a bad pair: steepest descent
+        self.pairs[chosen[~descent]] = 0
+        return direction
+
+
+def quality_sums(probs: Floats, given: Mask) -> dict[str, Floats]:
+    """Per class of one block: positives, log loss sum and squared error (Brier) sum."""
+    clipped = np.clip(probs, 1e-15, 1 - 1e-15)
+    loss = -np.where(given, np.log(clipped), np.log1p(-clipped))
+    return {"positives": given.sum(axis=0).astype(np.float64), "log_loss": loss.sum(axis=0),
+            "brier": ((probs - given) ** 2).sum(axis=0)}
+
