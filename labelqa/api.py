@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from labelqa import __version__
 from labelqa.act.annotators import write_annotators
@@ -114,18 +115,23 @@ def evaluate_gates(config: AuditConfig, tables: AuditTables) -> list[str]:
 
 
 def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, output: str,
-                  config: AuditConfig, run: RunContext) -> RunReport:
-    """The CLI's audit: read both Parquet inputs, then `publish_audit` them."""
+                  config: AuditConfig, run: RunContext,
+                  class_notes: Mapping[str, str] | None = None,
+                  inputs: Mapping[str, str] | None = None) -> RunReport:
+    """The CLI's audit: read both Parquet inputs, then `publish_audit` them. `inputs`: more
+    of what was read, for the manifest (`audit --features`: the features)."""
     labels = read_parquet(spark, labels_path, "labels")
     predictions = read_parquet(spark, predictions_path, "predictions")
     return publish_audit(spark, labels, predictions, output, config, run,
                          {"labels": redact_uri(labels_path),
-                          "predictions": redact_uri(predictions_path)})
+                          "predictions": redact_uri(predictions_path), **(inputs or {})},
+                         class_notes)
 
 
 def publish_audit(spark: SparkSession, labels: DataFrame, predictions: DataFrame, output: str,
                   config: AuditConfig, run: RunContext,
-                  inputs: Mapping[str, str] | None = None) -> RunReport:
+                  inputs: Mapping[str, str] | None = None,
+                  class_notes: Mapping[str, str] | None = None) -> RunReport:
     """Audit two DataFrames into `output`: stage every table, publish them together, append
     the run history, then write the manifest (what the CLI does with its two paths).
 
@@ -133,7 +139,8 @@ def publish_audit(spark: SparkSession, labels: DataFrame, predictions: DataFrame
     bad rows stopped (`validation.on_bad_rows=fail`, `validation.max_bad_fraction`, no row
     left to audit): it says which rows, and why. A run that fails a quality gate publishes
     everything, with manifest status `gate_failed`, then raises `GateFailed` (exit 3).
-    `inputs` names what was read, for the manifest (default: "DataFrame").
+    `inputs` names what was read, for the manifest (default: "DataFrame"); `class_notes`
+    adds a note to classes of the `classes` table by name (labelqa predict's weak classes).
     """
     started_at = run.clock()
     stages = StageLog()
@@ -152,7 +159,8 @@ def publish_audit(spark: SparkSession, labels: DataFrame, predictions: DataFrame
             # every table below reads only the audit's (materialized) scored cache: free the
             # intake's disk cache now (at 100M x 40 the two together outgrew the local disk)
             joined.release()
-            written = _stage_tables(spark, labels, joined, tables, config, staging, run, stages)
+            written = _stage_tables(spark, labels, joined, tables, config, staging, run, stages,
+                                    class_notes or {})
             failures = evaluate_gates(config, tables)
             comparison = compare_with_previous(spark, output, run.dataset, run.run_date,
                                                tables.classes, run.run_id)
@@ -206,10 +214,10 @@ def _stage_quarantine(spark: SparkSession, joined: JoinedInput, config: AuditCon
 
 def _stage_tables(spark: SparkSession, labels: DataFrame, joined: JoinedInput,
                   tables: AuditTables, config: AuditConfig, staging: str, run: RunContext,
-                  stages: StageLog) -> tuple[str, ...]:
+                  stages: StageLog, class_notes: Mapping[str, str]) -> tuple[str, ...]:
     """Stage the audit's tables (and `annotators` when configured); the tables written."""
     for name, df in (("examples", tables.examples), ("class_issues", tables.class_issues),
-                     ("classes", tables.classes)):
+                     ("classes", with_notes(tables.classes, class_notes))):
         with stages.stage(f"write {name}"):
             write_partition(df, staging, name, run.dataset, run.run_date)
     if config.input.annotator_column is None:
@@ -218,6 +226,16 @@ def _stage_tables(spark: SparkSession, labels: DataFrame, joined: JoinedInput,
         info["rows"] = write_annotators(spark, labels, config.input, joined.class_names,
                                         staging, run.dataset, run.run_date)
     return (*TABLES, "annotators")
+
+
+def with_notes(classes: DataFrame, notes: Mapping[str, str]) -> DataFrame:
+    """The `classes` table with `notes` added (after a note it already has) by class name."""
+    if not notes:
+        return classes
+    extra = F.element_at(F.create_map(*[F.lit(x) for pair in notes.items() for x in pair]),
+                         F.col("class_name"))
+    return classes.withColumn("note", F.when(extra.isNull(), F.col("note")).otherwise(
+        F.concat_ws("; ", F.col("note"), extra)))
 
 
 def _record(spark: SparkSession, joined: JoinedInput, tables: AuditTables, config: AuditConfig,

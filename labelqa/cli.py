@@ -1,4 +1,4 @@
-"""Command line: `labelqa audit`, `demo`, `register`, `report`, `export` and `reviews`.
+"""labelqa: audit, predict, demo, register, report, export, queue and reviews.
 
 A thin layer: parse arguments, load the config, build the session, call labelqa.api.
 """
@@ -69,9 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--labels", required=True,
                        help="the label table: Parquet file, directory or glob (format: "
                             "input.labels_format)")
-    audit.add_argument("--predictions", required=True,
-                       help="the prediction table: Parquet file, directory or glob (format: "
-                            "input.predictions_format)")
+    source = audit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions",
+                        help="the prediction table: Parquet file, directory or glob (format: "
+                             "input.predictions_format)")
+    source.add_argument("--features",
+                        help="instead of --predictions: a features table (id and a vector, "
+                             "model.*); labelqa predict makes the out-of-fold probabilities "
+                             "first and writes its tables too")
     audit.add_argument("--output", required=True, help="output directory (local or any "
                                                        "Hadoop filesystem URI)")
     audit.add_argument("--config", help="YAML file of settings (every key with its default: "
@@ -88,6 +93,36 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
     audit.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="log every step, Spark's INFO log and stack traces")
+    predict = commands.add_parser(
+        "predict", formatter_class=_HelpFormatter,
+        help="out-of-fold predicted probabilities from a features table",
+        description="Fit one logistic regression per class and fold (K-fold cross-validation, "
+                    "folds from the ids) on a features table and a label table; write the "
+                    "out-of-fold probabilities (predictions: id, pred_probs, fold), each "
+                    "class's held-out quality (model_quality) and predict_quarantine under "
+                    "--output. labelqa audit reads the predictions table as it is.")
+    predict.add_argument("--features", required=True,
+                         help="the features table: Parquet with the id and an array or MLlib "
+                              "vector column (model.features_column), or numeric columns "
+                              "(model.feature_columns)")
+    predict.add_argument("--labels", required=True,
+                         help="the label table (format: input.labels_format)")
+    predict.add_argument("--output", required=True, help="output directory (local or any "
+                                                         "Hadoop filesystem URI)")
+    predict.add_argument("--config", help="YAML file of settings (conf/audit.yaml: the "
+                                          "model section)")
+    predict.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="override one config key, value read as "
+                                                   "YAML; repeatable, e.g. --set model.folds=10")
+    predict.add_argument("--dataset", default="default", type=_dataset,
+                         help="dataset name: the outputs' dataset= partition")
+    predict.add_argument("--run-date", type=_run_date,
+                         help="YYYY-MM-DD, the outputs' run_date= partition (default: today, "
+                              "UTC)")
+    predict.add_argument("--master", help="Spark master (default: spark-submit's, else "
+                                          "local[*])")
+    predict.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log every step, Spark's INFO log and stack traces")
     demo = commands.add_parser(
         "demo", formatter_class=_HelpFormatter, help="run the audit on a generated sample",
         description="Generate a tagging sample with injected annotation errors, audit it on "
@@ -333,14 +368,73 @@ def _audit(args: argparse.Namespace) -> int:
     spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
     if getattr(args, "verbose", False):
         set_log_level(spark, verbose=True)
+    run = RunContext(args.dataset, run_date, uuid.uuid4().hex)
     try:
-        report = run_audit_job(spark, args.labels, args.predictions, args.output, config,
-                               RunContext(args.dataset, run_date, uuid.uuid4().hex))
+        if args.features is not None:
+            report = _audit_features(spark, args, config, run)
+        else:
+            from labelqa.prediction import model_notes_for
+
+            report = run_audit_job(spark, args.labels, args.predictions, args.output, config,
+                                   run, model_notes_for(spark, args.predictions))
     except GateFailed as failed:
         _print_report(failed.report)
         raise
     _print_report(report)
     return 0
+
+
+def _audit_features(spark, args: argparse.Namespace, config, run):
+    """`audit --features`: predict, then audit the predictions just written, in one job."""
+    import dataclasses
+
+    from labelqa.api import run_audit_job
+    from labelqa.prediction import run_predict_job, weak_class_notes
+
+    if config.input.id_column != "id":
+        raise ConfigError("audit --features: the predictions table's id column is `id`; "
+                          f"rename input.id_column={config.input.id_column!r} to id, or run "
+                          "labelqa predict and audit --predictions separately")
+    predicted = run_predict_job(spark, args.labels, args.features, args.output, config, run)
+    _print_prediction(predicted)
+    # the audit reads the predictions table as written: array format, named classes, `id`
+    audited = dataclasses.replace(
+        config, classes=tuple(q.class_name for q in predicted.quality), classes_path=None,
+        input=dataclasses.replace(config.input, predictions_format="array",
+                                  predictions_column="pred_probs"))
+    return run_audit_job(spark, args.labels, predicted.predictions_path, args.output, audited,
+                         dataclasses.replace(run, run_id=uuid.uuid4().hex),
+                         weak_class_notes(predicted.quality),
+                         {"features": redact_uri(args.features)})
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from labelqa.api import RunContext, utc_now
+    from labelqa.config import load_config
+    from labelqa.prediction import run_predict_job
+    from labelqa.spark.session import build_session, set_log_level
+
+    config = load_config(args.config, args.overrides)
+    run_date = args.run_date or utc_now().date().isoformat()
+    spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    if getattr(args, "verbose", False):
+        set_log_level(spark, verbose=True)
+    _print_prediction(run_predict_job(spark, args.labels, args.features, args.output, config,
+                                      RunContext(args.dataset, run_date, uuid.uuid4().hex)))
+    return 0
+
+
+def _print_prediction(record) -> None:
+    mean = record.mean_auc
+    print(f"predicted {record.num_examples} examples x {record.num_classes} classes from "
+          f"{record.num_features} features: {record.evaluations} passes, mean held-out ROC "
+          f"AUC {'n/a' if mean is None else f'{mean:.4f}'}")
+    print(f"rows: labels {record.labels.rows} in, {record.labels.quarantined} quarantined; "
+          f"features {record.features.rows} in, {record.features.quarantined} quarantined")
+    print(f"predictions: {redact_uri(record.predictions_path)}")
+    print(f"manifest: {redact_uri(record.manifest)}")
+    for line in record.warnings:
+        print(f"labelqa: warning: {line}", file=sys.stderr)
 
 
 def _print_report(report) -> None:
@@ -371,8 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
-        commands = {"audit": _audit, "demo": _demo, "register": _register, "report": _report,
-                    "export": _export, "queue": _queue, "reviews": _reviews}
+        commands = {"audit": _audit, "predict": _predict, "demo": _demo,
+                    "register": _register, "report": _report, "export": _export,
+                    "queue": _queue, "reviews": _reviews}
         return commands[args.command](args)
     except LabelqaError as error:
         if verbose:

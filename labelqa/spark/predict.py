@@ -78,6 +78,15 @@ class ClassQuality:
     def weak(self) -> bool:
         return self.roc_auc is not None and self.roc_auc < WEAK_MODEL_AUC
 
+    @property
+    def note(self) -> str | None:
+        """The audit's `classes.note` of a weak class: its findings are unreliable."""
+        if not self.weak:
+            return None
+        return (f"held-out ROC AUC {self.roc_auc:.3f} of labelqa predict's model is below "
+                f"{WEAK_MODEL_AUC}: the features hardly predict this class, its findings are "
+                "unreliable")
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -103,9 +112,7 @@ class Prediction:
 
     def warnings(self) -> list[str]:
         """One line per class whose held-out AUC is below WEAK_MODEL_AUC."""
-        return [f"class {q.class_name!r}: held-out ROC AUC {q.roc_auc:.3f} < "
-                f"{WEAK_MODEL_AUC}: its findings are unreliable (the features hardly predict "
-                "it)" for q in self.quality if q.weak]
+        return [f"class {q.class_name!r}: {q.note}" for q in self.quality if q.weak]
 
     def release(self) -> None:
         for df in self.persisted:
