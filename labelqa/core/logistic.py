@@ -183,8 +183,11 @@ class LockstepLbfgs:
             self.step = np.minimum(1.0, 1.0 / np.maximum(norm, 1e-300))
             return
         slope = np.einsum("pd,pd->p", self.grad, self.direction)
-        accepted = self.active & (value <= self.value + ARMIJO * self.step * slope) \
-            & np.isfinite(value)
+        # near the optimum the decrease falls below the objective's rounding: a step that
+        # leaves it unchanged within a few ulps is accepted (the gradient still decides)
+        rounding = 8 * np.finfo(np.float64).eps * np.abs(self.value)
+        accepted = self.active & np.isfinite(value) \
+            & (value <= self.value + ARMIJO * self.step * slope + rounding)
         rejected = self.active & ~accepted
         self.step[rejected] *= 0.5
         self.active[rejected & (self.step < MIN_STEP)] = False
