@@ -184,11 +184,19 @@ class FeatureIntake:
             df.unpersist()
 
 
+#: bytes of features (float64) per partition of the intake and the fit blocks. Each pass of
+#: the fit sends one F x K x D partial per partition to the driver, so fewer, larger
+#: partitions (streamed block by block from the disk cache) cost less than Spark's usual
+#: 64 MB: 100k x 768 x 1000 classes makes 30 MB partials
+PARTITION_BYTES = 128 << 20
+
+
 def _partitions(rows: int, width: int) -> int:
-    """Partitions of the fit blocks: about 64 MB of features each, at least two when there
-    are MIN_ROWS_PER_PARTITION rows per partition, never from the input's partitioning."""
+    """Partitions of the intake and the fit blocks: PARTITION_BYTES each, at least two when
+    there are MIN_ROWS_PER_PARTITION rows for each; a function of the data's size alone (not
+    of the input's partitioning, nor of the executors), so the blocks are too."""
     size = rows * (width * 8 + 64)
-    return int(max(-(-size // (64 << 20)), min(2, rows // MIN_ROWS_PER_PARTITION), 1))
+    return int(max(-(-size // PARTITION_BYTES), min(2, rows // MIN_ROWS_PER_PARTITION), 1))
 
 
 def _block_statistics(num_classes: int) -> Callable[[pa.RecordBatch], tuple[dict, int]]:
