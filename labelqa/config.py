@@ -82,11 +82,13 @@ class ModelConfig:
     tol: float = 1e-4
     standardize: bool = True
     seed: int = 0  # the folds' hash seed: another seed, other folds
+    stacked: bool = False  # a second stage that sees the other classes' probabilities
 
     @property
     def params(self) -> LogisticParams:
         return LogisticParams(folds=self.folds, l2=self.l2, max_iter=self.max_iter,
-                              tol=self.tol, standardize=self.standardize)
+                              tol=self.tol, standardize=self.standardize,
+                              stacked=self.stacked)
 
 
 @dataclass(frozen=True)

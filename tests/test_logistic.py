@@ -21,15 +21,8 @@ def _data(n=900, d=6, k=3, folds=4, seed=0):
 
 
 def _fit(x, given, folds, params):
-    mean, scale = lg.standardizer(lg.moments(x), params.standardize)
-    x1 = lg.design(x, mean, scale)
-    opt = lg.LockstepLbfgs(params.folds, x.shape[1] + 1, given.shape[1], params.tol,
-                           params.memory)
-    while not opt.done and opt.evaluations < params.max_iter:
-        weights = opt.trial()
-        value, grad = lg.objective(lg.evaluate(x1, given, folds, weights), weights, params.l2)
-        opt.tell(value, grad)
-    return lg.held_out(x1, folds, opt.weights), opt
+    models = lg.fit_in_memory(x, given, folds, params)
+    return models.held_out(lg.FoldedRows(x, given, folds)), models
 
 
 def _sklearn(x, given, folds, num_folds, l2):
@@ -48,14 +41,15 @@ def _sklearn(x, given, folds, num_folds, l2):
 def test_out_of_fold_probabilities_are_scikit_learns_with_the_same_folds(l2):
     x, given, folds = _data()
     params = lg.LogisticParams(folds=4, l2=l2, tol=1e-9, max_iter=500)
-    probs, opt = _fit(x, given, folds, params)
-    assert opt.converged.all()
+    probs, models = _fit(x, given, folds, params)
+    assert models.converged.all()
     np.testing.assert_allclose(probs, _sklearn(x, given, folds, 4, l2), atol=1e-6)
 
 
-def test_no_label_of_a_fold_reaches_the_model_that_predicts_it():
+@pytest.mark.parametrize("stacked", [False, True])
+def test_no_label_of_a_fold_reaches_the_model_that_predicts_it(stacked):
     x, given, folds = _data(seed=3)
-    params = lg.LogisticParams(folds=4, tol=1e-7, max_iter=200)
+    params = lg.LogisticParams(folds=4, tol=1e-7, max_iter=200, stacked=stacked)
     probs, _ = _fit(x, given, folds, params)
     flipped = given.copy()
     flipped[folds == 2] = ~flipped[folds == 2]  # every label of fold 2 changes
@@ -88,16 +82,16 @@ def test_a_class_on_every_or_no_training_example_stays_finite():
     x, given, folds = _data()
     given[:, 0] = True
     given[:, 1] = False
-    probs, opt = _fit(x, given, folds, lg.LogisticParams(folds=4))
+    probs, models = _fit(x, given, folds, lg.LogisticParams(folds=4))
     assert np.isfinite(probs).all()
     assert probs[:, 0].min() > 0.99 and probs[:, 1].max() < 0.01
-    assert opt.evaluations <= 100
+    assert models.evaluations <= 100
 
 
 def test_max_iter_bounds_the_passes():
     x, given, folds = _data()
-    _, opt = _fit(x, given, folds, lg.LogisticParams(folds=4, tol=1e-14, max_iter=7))
-    assert opt.evaluations == 7 and not opt.converged.all()
+    _, models = _fit(x, given, folds, lg.LogisticParams(folds=4, tol=1e-14, max_iter=7))
+    assert models.evaluations == 7 and not models.converged.any()
 
 
 def test_quality_sums():
@@ -107,3 +101,29 @@ def test_quality_sums():
     assert sums["positives"].tolist() == [1.0, 1.0]
     np.testing.assert_allclose(sums["log_loss"], [-2 * np.log(0.9), -np.log(0.8) - np.log(0.6)])
     np.testing.assert_allclose(sums["brier"], [0.02, 0.2])
+
+
+def test_the_nested_first_stage_trains_each_slot_outside_both_of_its_folds():
+    folds = np.array([0, 1, 2, 0, 1])
+    train = lg.nested_training(folds, 3)
+    assert train.shape == (5, 9)
+    # slot (f, g) = f * 3 + g: rows in neither fold f nor fold g
+    assert train[:, 0 * 3 + 0].tolist() == [False, True, True, False, True]
+    assert train[:, 0 * 3 + 1].tolist() == [False, False, True, False, False]
+    assert np.array_equal(train[:, 1 * 3 + 2], train[:, 2 * 3 + 1])
+
+
+def test_the_stacked_stage_uses_the_other_classes_and_never_its_own_first_stage_logit():
+    # class 1 is a noisy copy of class 0 that no feature predicts better than class 0 does
+    rng = np.random.default_rng(4)
+    x, given, folds = _data(n=1500, k=3, folds=5, seed=4)
+    given[:, 1] = given[:, 0] & (rng.random(1500) < 0.9)
+    params = lg.LogisticParams(folds=5, tol=1e-6, max_iter=200, stacked=True)
+    probs, models = _fit(x, given, folds, params)
+    assert models.second is not None and len(models.stage_evaluations) == 2
+    d = x.shape[1]
+    for k in range(3):
+        assert np.all(models.second[:, d + k, k] == 0.0)  # its own logit: held at 0
+    assert np.abs(models.second[:, d + 0, 1]).min() > 0.1  # class 1 leans on class 0
+    assert models.first.shape == (25, d + 1, 3)
+    assert np.isfinite(probs).all() and probs.shape == given.shape

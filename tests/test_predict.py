@@ -271,3 +271,18 @@ def test_audit_with_features_predicts_then_audits_and_notes_a_weak_class(spark, 
     again = {r["class_name"]: r["note"] for r in spark.read.parquet(
         str(tmp_path / "again" / "classes" / partition)).collect()}
     assert again["2"] == notes["2"]
+
+
+def test_the_stacked_option_on_spark_is_the_cores_fit_with_the_same_folds(spark, data):
+    from labelqa.core import logistic as lg
+
+    _, x, given, labels, features = data
+    config = load_config(None, ["model.stacked=true", "model.max_iter=40"])
+    with predict_dataframes(spark.read.parquet(labels), spark.read.parquet(features),
+                            config) as prediction:
+        pdf, probs = collected(prediction.predictions)
+        assert prediction.evaluations > 40  # two stages, each up to max_iter passes
+    folds = pdf["fold"].to_numpy()
+    models = lg.fit_in_memory(x.astype(np.float64), given, folds, config.model.params)
+    expected = models.held_out(lg.FoldedRows(x.astype(np.float64), given, folds))
+    np.testing.assert_allclose(probs, expected, atol=1e-6)

@@ -18,7 +18,9 @@ label-free, so it leaks no label).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,7 @@ class LogisticParams:
     tol: float = 1e-4  # a problem has converged when max |gradient| <= tol
     standardize: bool = True
     memory: int = 10  # L-BFGS correction pairs per problem
+    stacked: bool = False  # a second stage that sees the other classes' probabilities
 
 
 def moments(x: Floats) -> dict[str, Floats]:
@@ -92,16 +95,30 @@ def _loss_and_residual(z: Floats, y: Mask) -> tuple[Floats, Floats]:
     return loss, residual
 
 
-def evaluate(x1: Floats, given: Mask, folds: Ints, weights: Floats) -> dict[str, Floats]:
-    """Sums over one block's training rows of every (fold, class) problem: the log loss
-    (F, K), its gradient (F, D, K) and the training rows per fold (F,)."""
-    num_folds, width, num_classes = weights.shape
+def fold_training(folds: Ints, num_folds: int) -> Mask:
+    """(n, F): row r trains the model of fold f when its own fold is not f."""
+    train: Mask = folds[:, None] != np.arange(num_folds)[None, :]
+    return train
+
+
+def nested_training(folds: Ints, num_folds: int) -> Mask:
+    """(n, F * F): the stacked option's first stage. Slot f * F + g trains on the rows in
+    neither fold f nor fold g; slot f * F + f is fold f's plain model."""
+    outer = np.repeat(np.arange(num_folds), num_folds)
+    inner = np.tile(np.arange(num_folds), num_folds)
+    train: Mask = (folds[:, None] != outer[None, :]) & (folds[:, None] != inner[None, :])
+    return train
+
+
+def evaluate(x1: Floats, given: Mask, train: Mask, weights: Floats) -> dict[str, Floats]:
+    """Sums over one block's training rows of every (model, class) problem: the log loss
+    (S, K), its gradient (S, D, K) and the training rows per model (S,); `train` (n, S)."""
+    num_models, width, num_classes = weights.shape
     z = _logits(x1, weights)
-    train = folds[:, None] != np.arange(num_folds)[None, :]  # (n, F)
     loss, residual = _loss_and_residual(z, given[:, None, :])
     residual *= train[:, :, None]
-    grad = (x1.T @ residual.reshape(x1.shape[0], num_folds * num_classes)).reshape(
-        width, num_folds, num_classes).transpose(1, 0, 2)
+    grad = (x1.T @ residual.reshape(x1.shape[0], num_models * num_classes)).reshape(
+        width, num_models, num_classes).transpose(1, 0, 2)
     return {"loss": np.einsum("nfk,nf->fk", loss, train.astype(np.float64)),
             "grad": np.ascontiguousarray(grad), "rows": train.sum(axis=0).astype(np.float64)}
 
@@ -112,13 +129,82 @@ def held_out(x1: Floats, folds: Ints, weights: Floats) -> Floats:
     return _sigmoid(z[np.arange(x1.shape[0]), folds, :])
 
 
-def objective(sums: dict[str, Floats], weights: Floats, l2: float) -> tuple[Floats, Floats]:
-    """Each problem's objective (F, K) and gradient (F, D, K) from the summed `evaluate`."""
+# ---- the stacked option: a second stage that sees the other classes' probabilities -------
+#
+# Stage 2's model of fold f (trained on the rows outside f) takes, beside the features, the
+# first stage's logits of every class. For a row r that logit must come from a model that saw
+# neither r's label (so the input is out-of-fold for r) nor fold f's labels (so stage 2's
+# model f, which predicts fold f, learns nothing from them): the first-stage model of slot
+# (f, fold(r)), trained outside both folds. For a row of fold f itself that is slot (f, f),
+# fold f's plain model. Each class's model does not see its own class's first-stage logit
+# (`own_class_frozen`): only the other classes'.
+
+#: first-stage probabilities are clipped to [1e-6, 1 - 1e-6] before their logit
+STACK_CLIP = 1e-6
+
+
+def first_stage_logits(x1: Floats, folds: Ints, nested: Floats) -> Floats:
+    """(n, F, K): for each row and each stage-2 model f, the clipped logits of slot
+    (f, fold(row)) of the nested first stage `nested` (F * F, D, K)."""
+    num_folds = int(round(np.sqrt(nested.shape[0])))
+    z = _logits(x1, nested).reshape(x1.shape[0], num_folds, num_folds, nested.shape[2])
+    chosen = z[np.arange(x1.shape[0]), :, folds, :]  # (n, F, K): slot (f, fold(r))
+    limit = np.log((1 - STACK_CLIP) / STACK_CLIP)
+    clipped: Floats = np.clip(chosen, -limit, limit)
+    return clipped
+
+
+def stacked_design(x1: Floats, stage1: Floats, fold: int) -> Floats:
+    """Stage 2's inputs for model `fold`: the features, the first stage's K logits, the 1."""
+    return np.concatenate([x1[:, :-1], stage1[:, fold, :], x1[:, -1:]], axis=1)
+
+
+def own_class_frozen(num_features: int, num_classes: int) -> Mask:
+    """(D2, K): the stage-2 weight of class k on its own first-stage logit, held at 0."""
+    frozen = np.zeros((num_features + num_classes + 1, num_classes), dtype=bool)
+    frozen[num_features + np.arange(num_classes), np.arange(num_classes)] = True
+    return frozen
+
+
+def evaluate_stacked(x1: Floats, stage1: Floats, given: Mask, folds: Ints,
+                     weights: Floats) -> dict[str, Floats]:
+    """`evaluate` for stage 2: weights (F, D + K, K) over `stacked_design`'s inputs."""
+    num_folds, width, num_classes = weights.shape
+    loss = np.zeros((num_folds, num_classes))
+    grad = np.zeros((num_folds, width, num_classes))
+    train = fold_training(folds, num_folds)
+    for fold in range(num_folds):
+        design_f = stacked_design(x1, stage1, fold)
+        each, residual = _loss_and_residual(design_f @ weights[fold], given)
+        residual *= train[:, fold, None]
+        loss[fold] = train[:, fold].astype(np.float64) @ each
+        grad[fold] = design_f.T @ residual
+    return {"loss": loss, "grad": grad, "rows": train.sum(axis=0).astype(np.float64)}
+
+
+def held_out_stacked(x1: Floats, folds: Ints, nested: Floats, weights: Floats) -> Floats:
+    """(n, K) probability of each row under stage 2's model of its own fold."""
+    stage1 = first_stage_logits(x1, folds, nested)
+    out = np.zeros((x1.shape[0], weights.shape[2]))
+    for fold in range(weights.shape[0]):
+        rows = folds == fold
+        if rows.any():
+            design_f = stacked_design(x1[rows], stage1[rows], fold)
+            out[rows] = _sigmoid(design_f @ weights[fold])
+    return out
+
+
+def objective(sums: dict[str, Floats], weights: Floats, l2: float,
+              frozen: Mask | None = None) -> tuple[Floats, Floats]:
+    """Each problem's objective (S, K) and gradient (S, D, K) from the summed `evaluate`;
+    `frozen` (D, K): weights held at their start (0), their gradient zeroed."""
     rows = np.maximum(sums["rows"], 1.0)[:, None]
     penalised = weights[:, :-1, :]
     value = sums["loss"] / rows + 0.5 * l2 * np.einsum("fdk,fdk->fk", penalised, penalised)
     grad = sums["grad"] / rows[:, None, :]
     grad[:, :-1, :] += l2 * penalised
+    if frozen is not None:
+        grad[:, frozen] = 0.0
     return value, grad
 
 
@@ -265,3 +351,107 @@ def quality_sums(probs: Floats, given: Mask) -> dict[str, Floats]:
     return {"positives": given.sum(axis=0).astype(np.float64), "log_loss": loss.sum(axis=0),
             "brier": ((probs - given) ** 2).sum(axis=0)}
 
+
+
+# ---- the whole fit, over any engine's passes -------------------------------------------------
+
+@dataclass(frozen=True)
+class FoldedRows:
+    """Rows to learn from: features (n, D), annotated classes (n, K), fold of each row."""
+
+    x: Floats
+    given: Mask
+    folds: Ints
+
+
+#: A pass over all rows: `passes(per_rows, shared)` calls `per_rows(rows, shared)` on every
+#: chunk of rows and returns the sums of the dicts it returns (Spark: one job; in memory: one
+#: call). `shared` is what every call reads (the engine ships it once per pass).
+PerRows = Callable[[FoldedRows, Any], dict[str, Floats]]
+Passes = Callable[[PerRows, Any], dict[str, Floats]]
+
+
+@dataclass(frozen=True)
+class OutOfFoldModels:
+    """The fitted models on standardised features: `first` (F, D + 1, K), or with the stacked
+    option the nested first stage (F * F, D + 1, K) and `second` (F, D + K + 1, K)."""
+
+    mean: Floats
+    scale: Floats
+    first: Floats
+    second: Floats | None
+    converged: Mask  # (K,): every fit of the class converged
+    evaluations: int
+    stage_evaluations: tuple[int, ...]
+
+    def held_out(self, rows: FoldedRows) -> Floats:
+        """(n, K) out-of-fold probabilities of the rows."""
+        x1 = design(rows.x, self.mean, self.scale)
+        if self.second is None:
+            return held_out(x1, rows.folds, self.first)
+        return held_out_stacked(x1, rows.folds, self.first, self.second)
+
+
+def _moments_of(rows: FoldedRows, shared: Any) -> dict[str, Floats]:
+    return moments(rows.x)
+
+
+def _first_stage(rows: FoldedRows, shared: Any) -> dict[str, Floats]:
+    weights, mean, scale, training, num_folds = shared
+    return evaluate(design(rows.x, mean, scale), rows.given, training(rows.folds, num_folds),
+                    weights)
+
+
+def _second_stage(rows: FoldedRows, shared: Any) -> dict[str, Floats]:
+    weights, mean, scale, first = shared
+    x1 = design(rows.x, mean, scale)
+    return evaluate_stacked(x1, first_stage_logits(x1, rows.folds, first), rows.given,
+                            rows.folds, weights)
+
+
+def minimise(passes: Passes, per_rows: PerRows, extra: tuple[Any, ...], num_models: int,
+             width: int, num_classes: int, params: LogisticParams,
+             frozen: Mask | None = None) -> LockstepLbfgs:
+    """Fit `num_models` x K problems of `width` weights together: one pass per evaluation,
+    at most `params.max_iter` passes."""
+    optimizer = LockstepLbfgs(num_models, width, num_classes, params.tol, params.memory)
+    while not optimizer.done and optimizer.evaluations < params.max_iter:
+        weights = optimizer.trial()
+        sums = passes(per_rows, (weights, *extra))
+        if "loss" not in sums:
+            raise ValueError("no rows to learn from")
+        value, grad = objective(sums, weights, params.l2, frozen)
+        optimizer.tell(value, grad)
+    return optimizer
+
+
+def fit_out_of_fold(passes: Passes, num_features: int, num_classes: int,
+                    params: LogisticParams) -> OutOfFoldModels:
+    """Standardise, fit every class's and fold's model (and with `params.stacked` the
+    second stage): every engine's fit, over its `passes`."""
+    mean, scale = standardizer(passes(_moments_of, None), params.standardize)
+    num_folds = params.folds
+    models = num_folds * num_folds if params.stacked else num_folds
+    training = nested_training if params.stacked else fold_training
+    first = minimise(passes, _first_stage, (mean, scale, training, num_folds), models,
+                     num_features + 1, num_classes, params)
+    converged: Mask = np.all(first.converged, axis=0)
+    if not params.stacked:
+        return OutOfFoldModels(mean, scale, first.weights, None, converged, first.evaluations,
+                               (first.evaluations,))
+    second = minimise(passes, _second_stage, (mean, scale, first.weights), num_folds,
+                      num_features + num_classes + 1, num_classes, params,
+                      own_class_frozen(num_features, num_classes))
+    both: Mask = np.logical_and(converged, np.all(second.converged, axis=0))
+    return OutOfFoldModels(mean, scale, first.weights, second.weights, both,
+                           first.evaluations + second.evaluations,
+                           (first.evaluations, second.evaluations))
+
+
+def fit_in_memory(x: Floats, given: Mask, folds: Ints, params: LogisticParams
+                  ) -> OutOfFoldModels:
+    """`fit_out_of_fold` on rows held in memory (one chunk)."""
+    rows = FoldedRows(np.asarray(x), np.asarray(given, dtype=bool),
+                      np.asarray(folds, dtype=np.int64))
+    return fit_out_of_fold(lambda per_rows, shared: per_rows(rows, shared), x.shape[1],
+                           given.shape[1], params)

@@ -347,9 +347,11 @@ def fit_blocks(examples: DataFrame, folds: DataFrame, num_partitions: int, num_c
 @dataclass(frozen=True)
 class FitBlock:
     ids: pa.Array
-    folds: np.ndarray
-    given: np.ndarray
-    x: np.ndarray
+    rows: lg.FoldedRows
+
+    @property
+    def folds(self) -> np.ndarray:
+        return self.rows.folds
 
 
 def decode_fit_block(value: pa.Buffer, num_classes: int) -> FitBlock:
@@ -360,9 +362,9 @@ def decode_fit_block(value: pa.Buffer, num_classes: int) -> FitBlock:
     vectors = batch.column("features")
     width = len(vectors[0]) if batch.num_rows else 0
     x = vectors.flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, width)
-    return FitBlock(batch.column("id"), batch.column(FOLD).to_numpy(zero_copy_only=False)
-                    .astype(np.int64), multi_hot(values, parents, batch.num_rows, num_classes),
-                    x)
+    folds = batch.column(FOLD).to_numpy(zero_copy_only=False).astype(np.int64)
+    return FitBlock(batch.column("id"), lg.FoldedRows(
+        x, multi_hot(values, parents, batch.num_rows, num_classes), folds))
 
 
 def _pack(arrays: dict[str, np.ndarray]) -> bytes:
@@ -401,59 +403,53 @@ def ordered_sums(blocks: DataFrame, compute: Callable[[FitBlock], dict[str, np.n
 
 # ---- the fit ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FittedModels:
-    weights: np.ndarray  # (F, D + 1, K) on standardised features
-    mean: np.ndarray
-    scale: np.ndarray
-    converged: np.ndarray  # (F, K)
-    evaluations: int
+FittedModels = lg.OutOfFoldModels
 
 
-def fit(spark: SparkSession, blocks: DataFrame, num_classes: int, width: int,
-        params: lg.LogisticParams, stages: StageLog | None = None) -> FittedModels:
-    """Every class's and fold's logistic regression, one pass over the blocks per evaluation."""
+def spark_passes(blocks: DataFrame, num_classes: int) -> lg.Passes:
+    """The core's passes on Spark: one job over the fit blocks, `shared` broadcast once."""
+    context = blocks.sparkSession.sparkContext
+
+    def passes(per_rows: lg.PerRows, shared: object) -> dict[str, np.ndarray]:
+        broadcast = context.broadcast(shared)
+        try:
+            return ordered_sums(blocks, lambda block: per_rows(block.rows, broadcast.value),
+                                num_classes)
+        finally:
+            broadcast.destroy()
+
+    return passes
+
+
+def fit(blocks: DataFrame, num_classes: int, width: int, params: lg.LogisticParams,
+        stages: StageLog | None = None) -> FittedModels:
+    """Every class's and fold's logistic regression (and with `params.stacked` the second
+    stage), one pass over the blocks per evaluation."""
     stages = stages or StageLog()
-    with stages.stage("feature moments"):
-        totals = ordered_sums(blocks, lambda b: lg.moments(b.x), num_classes)
-    mean, scale = lg.standardizer(totals, params.standardize)
-    optimizer = lg.LockstepLbfgs(params.folds, width + 1, num_classes, params.tol,
-                                 params.memory)
-    context = spark.sparkContext
     with stages.stage("fit") as info:
-        while not optimizer.done and optimizer.evaluations < params.max_iter:
-            weights = optimizer.trial()
-            shared = context.broadcast((weights, mean, scale))
-
-            def evaluate(block: FitBlock, shared=shared) -> dict[str, np.ndarray]:
-                w, m, s = shared.value
-                return lg.evaluate(lg.design(block.x, m, s), block.given, block.folds, w)
-
-            sums = ordered_sums(blocks, evaluate, num_classes)
-            shared.destroy()
-            if "loss" not in sums:
-                raise InputError("features", None, "no example to learn from")
-            value, grad = lg.objective(sums, weights, params.l2)
-            optimizer.tell(value, grad)
-        info["note"] = (f"{optimizer.evaluations} evaluations, "
-                        f"{int(optimizer.converged.sum())} of {optimizer.converged.size} "
-                        "class-fold fits converged")
-    return FittedModels(optimizer.weights, mean, scale, optimizer.converged,
-                        optimizer.evaluations)
+        try:
+            models = lg.fit_out_of_fold(spark_passes(blocks, num_classes), width, num_classes,
+                                        params)
+        except ValueError as error:  # pragma: no cover - the intake leaves >= 1 example
+            raise InputError("features", None, str(error)) from None
+        info["note"] = (f"{models.evaluations} passes ("
+                        + " + ".join(map(str, models.stage_evaluations)) + "), "
+                        f"{int(models.converged.sum())} of {num_classes} classes converged")
+    return models
 
 
 def out_of_fold(blocks: DataFrame, models: FittedModels, num_classes: int,
                 id_type: T.DataType) -> DataFrame:
     """(id, pred_probs array<float>, fold): each example under its own fold's model."""
     spark = blocks.sparkSession
-    shared = spark.sparkContext.broadcast((models.weights, models.mean, models.scale))
+    shared = spark.sparkContext.broadcast(models)
 
     def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        w, m, s = shared.value
+        fitted = shared.value
         for batch in batches:
             for value in batch.column("block"):
                 block = decode_fit_block(value.as_buffer(), num_classes)
-                probs = lg.held_out(lg.design(block.x, m, s), block.folds, w)
+                probs = fitted.held_out(block.rows)
                 yield pa.RecordBatch.from_arrays(
                     [block.ids, bl.matrix_column(probs.astype(np.float32), pa.float32()),
                      pa.array(block.folds.astype(np.int32), pa.int32())],
@@ -469,19 +465,18 @@ def quality(blocks: DataFrame, models: FittedModels, class_names: tuple[str, ...
     k = len(class_names)
     bins = separation_bins(k)
     spark = blocks.sparkSession
-    shared = spark.sparkContext.broadcast((models.weights, models.mean, models.scale))
+    shared = spark.sparkContext.broadcast(models)
 
     def measure(block: FitBlock) -> dict[str, np.ndarray]:
-        w, m, s = shared.value
-        probs = lg.held_out(lg.design(block.x, m, s), block.folds, w).astype(np.float32)
-        sums = lg.quality_sums(probs.astype(np.float64), block.given)
-        histogram = separation_partials(Batch(np.arange(len(probs)), block.given, probs), bins)
+        probs = shared.value.held_out(block.rows).astype(np.float32)
+        given = block.rows.given
+        sums = lg.quality_sums(probs.astype(np.float64), given)
+        histogram = separation_partials(Batch(np.arange(len(probs)), given, probs), bins)
         return {**sums, **histogram, "rows": np.array([len(probs)], np.float64)}
 
     totals = ordered_sums(blocks, measure, k)
     rows = float(totals["rows"][0])
     separation = Separation.of(totals[HISTOGRAM_NAME].reshape(k, 2, bins))
-    converged = models.converged.all(axis=0)
     out = []
     for index, name in enumerate(class_names):
         auc = separation.auc[index]
@@ -490,7 +485,7 @@ def quality(blocks: DataFrame, models: FittedModels, class_names: tuple[str, ...
             index, name, int(totals["positives"][index]),
             None if np.isnan(auc) else float(auc), None if np.isnan(error) else float(error),
             float(totals["log_loss"][index] / rows), float(totals["brier"][index] / rows),
-            bool(converged[index])))
+            bool(models.converged[index])))
     return tuple(out)
 
 
@@ -522,7 +517,6 @@ def predict_dataframes(labels: DataFrame, features: DataFrame, config: AuditConf
 def predict_intake(intake: FeatureIntake, config: AuditConfig, stages: StageLog
                    ) -> Iterator[Prediction]:
     """Folds, fit blocks, the fit, the quality and the predictions of a checked intake."""
-    spark = intake.examples.sparkSession
     params = config.model.params
     k = len(intake.class_names)
     with stages.stage("folds and fit blocks") as info:
@@ -536,7 +530,7 @@ def predict_intake(intake: FeatureIntake, config: AuditConfig, stages: StageLog
             blocks.unpersist()
             raise
     try:
-        models = fit(spark, blocks, k, intake.num_features, params, stages)
+        models = fit(blocks, k, intake.num_features, params, stages)
         with stages.stage("model quality"):
             measured = quality(blocks, models, intake.class_names)
         yield Prediction(out_of_fold(blocks, models, k, intake.id_type), measured,
