@@ -123,7 +123,7 @@ def test_the_stacked_stage_uses_the_other_classes_and_never_its_own_first_stage_
     assert models.second is not None and len(models.stage_evaluations) == 2
     d = x.shape[1]
     for k in range(3):
-        assert np.all(models.second[:, d + k, k] == 0.0)  # its own logit: held at 0
+        assert np.all(models.second[:, d + k, k] == 0.0)  # its own probability: held at 0
     assert np.abs(models.second[:, d + 0, 1]).min() > 0.1  # class 1 leans on class 0
     assert models.first.shape == (25, d + 1, 3)
     assert np.isfinite(probs).all() and probs.shape == given.shape

@@ -132,35 +132,32 @@ def held_out(x1: Floats, folds: Ints, weights: Floats) -> Floats:
 # ---- the stacked option: a second stage that sees the other classes' probabilities -------
 #
 # Stage 2's model of fold f (trained on the rows outside f) takes, beside the features, the
-# first stage's logits of every class. For a row r that logit must come from a model that saw
+# first stage's probabilities of every class. For a row r those must come from a model that saw
 # neither r's label (so the input is out-of-fold for r) nor fold f's labels (so stage 2's
 # model f, which predicts fold f, learns nothing from them): the first-stage model of slot
 # (f, fold(r)), trained outside both folds. For a row of fold f itself that is slot (f, f),
-# fold f's plain model. Each class's model does not see its own class's first-stage logit
-# (`own_class_frozen`): only the other classes'.
+# fold f's plain model. Each class's model does not see its own class's first-stage
+# probability (`own_class_frozen`): only the other classes'.
 
-#: first-stage probabilities are clipped to [1e-6, 1 - 1e-6] before their logit
-STACK_CLIP = 1e-6
-
-
-def first_stage_logits(x1: Floats, folds: Ints, nested: Floats) -> Floats:
-    """(n, F, K): for each row and each stage-2 model f, the clipped logits of slot
-    (f, fold(row)) of the nested first stage `nested` (F * F, D, K)."""
+def first_stage_probabilities(x1: Floats, folds: Ints, nested: Floats) -> Floats:
+    """(n, F, K): for each row and each stage-2 model f, the probabilities of slot
+    (f, fold(row)) of the nested first stage `nested` (F * F, D, K). Probabilities, not
+    logits: a logit is linear in the features, so stage 2 would see the features again
+    (measured: with logits the second stage did not converge in 100 passes)."""
     num_folds = int(round(np.sqrt(nested.shape[0])))
     z = _logits(x1, nested).reshape(x1.shape[0], num_folds, num_folds, nested.shape[2])
-    chosen = z[np.arange(x1.shape[0]), :, folds, :]  # (n, F, K): slot (f, fold(r))
-    limit = np.log((1 - STACK_CLIP) / STACK_CLIP)
-    clipped: Floats = np.clip(chosen, -limit, limit)
-    return clipped
+    return _sigmoid(z[np.arange(x1.shape[0]), :, folds, :])  # (n, F, K): slot (f, fold(r))
 
 
 def stacked_design(x1: Floats, stage1: Floats, fold: int) -> Floats:
-    """Stage 2's inputs for model `fold`: the features, the first stage's K logits, the 1."""
+    """Stage 2's inputs for model `fold`: the features, the first stage's K probabilities,
+    the 1."""
     return np.concatenate([x1[:, :-1], stage1[:, fold, :], x1[:, -1:]], axis=1)
 
 
 def own_class_frozen(num_features: int, num_classes: int) -> Mask:
-    """(D2, K): the stage-2 weight of class k on its own first-stage logit, held at 0."""
+    """(D2, K): the stage-2 weight of class k on its own first-stage probability, held at
+    0."""
     frozen = np.zeros((num_features + num_classes + 1, num_classes), dtype=bool)
     frozen[num_features + np.arange(num_classes), np.arange(num_classes)] = True
     return frozen
@@ -184,7 +181,7 @@ def evaluate_stacked(x1: Floats, stage1: Floats, given: Mask, folds: Ints,
 
 def held_out_stacked(x1: Floats, folds: Ints, nested: Floats, weights: Floats) -> Floats:
     """(n, K) probability of each row under stage 2's model of its own fold."""
-    stage1 = first_stage_logits(x1, folds, nested)
+    stage1 = first_stage_probabilities(x1, folds, nested)
     out = np.zeros((x1.shape[0], weights.shape[2]))
     for fold in range(weights.shape[0]):
         rows = folds == fold
@@ -405,7 +402,7 @@ def _first_stage(rows: FoldedRows, shared: Any) -> dict[str, Floats]:
 def _second_stage(rows: FoldedRows, shared: Any) -> dict[str, Floats]:
     weights, mean, scale, first = shared
     x1 = design(rows.x, mean, scale)
-    return evaluate_stacked(x1, first_stage_logits(x1, rows.folds, first), rows.given,
+    return evaluate_stacked(x1, first_stage_probabilities(x1, rows.folds, first), rows.given,
                             rows.folds, weights)
 
 
