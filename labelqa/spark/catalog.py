@@ -62,7 +62,7 @@ def register_tables(spark: SparkSession, output: str, database: str = "labelqa",
             no_files = error.getCondition() == "UNABLE_TO_INFER_SCHEMA"
             if no_files and table in OPTIONAL_TABLES:
                 continue  # every partition of it was removed by reruns without its setting
-            if not no_files or table != "quarantine":
+            if not no_files or table not in ("quarantine", "predict_quarantine"):
                 raise
             # no run has quarantined a row yet: the table exists, empty, with its schema
             spark.sql(f"CREATE TABLE {name} ({QUARANTINE.toDDL()}, dataset string, "
