@@ -228,7 +228,12 @@ def timing(args: argparse.Namespace) -> int:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
            "SPARK_LOCAL_DIRS": str(work / "spark-local")}
     output = work / "out"
-    command = [sys.executable, "-m", "labelqa", "predict", "--features", str(data / "features"),
+    # the driver's Python process reports its own peak resident memory (flat in N: it holds
+    # F x K x D numbers per pass, never rows)
+    driver = ("import resource, sys; from labelqa.cli import main; code = main(sys.argv[1:]); "
+              "print('driver_python_peak_rss_kib', "
+              "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    command = [sys.executable, "-c", driver, "predict", "--features", str(data / "features"),
                "--labels", str(data / "labels"), "--output", str(output), "--master",
                args.master, "--run-date", "2026-12-03", "--set",
                f"spark.conf.spark.driver.memory={args.driver_memory}", *[
@@ -245,10 +250,14 @@ def timing(args: argparse.Namespace) -> int:
         manifest = json.loads((output / "_manifests" / "predict" / "dataset=default" /
                                "run_date=2026-12-03.json").read_text())
         model = manifest["model"]
+        log_lines = (work / "logs" / f"predict-{run}.log").read_text().splitlines()
+        driver_kib = next((int(line.split()[1]) for line in log_lines
+                           if line.startswith("driver_python_peak_rss_kib")), 0)
         print(f"labelqa predict {args.rows:,} x {args.features} x {args.classes}, "
               f"{manifest['config']['model']['folds']} folds: {wall:.1f} s wall, peak memory "
               f"{peak / 2**30:.2f} GiB (driver JVM {peak_jvm / 2**30:.2f} GiB), scratch "
-              f"{scratch / 2**30:.2f} GiB, {model['evaluations']} passes, mean held-out AUC "
+              f"{scratch / 2**30:.2f} GiB, driver Python process {driver_kib / 2**20:.2f} GiB, "
+              f"{model['evaluations']} passes, mean held-out AUC "
               f"{model['mean_roc_auc']:.4f}")
         print("  stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in
                                         manifest["timings"]["stages_seconds"].items()))
