@@ -20,6 +20,7 @@ from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.record import Comparison, RunRecord
 from labelqa.spark.audit import AuditTables, run_audit
+from labelqa.spark.driver import write_text_atomically
 from labelqa.spark.formats import input_id_type
 from labelqa.spark.history import append_run, compare_with_previous
 from labelqa.spark.inputs import (
@@ -29,7 +30,6 @@ from labelqa.spark.inputs import (
     read_parquet,
     stop_error,
 )
-from labelqa.spark.jvm import write_text_atomically
 from labelqa.spark.output import (
     discard,
     publish,

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--run-date", type=_run_date,
                        help="YYYY-MM-DD, the outputs' run_date= partition (default: today, UTC)")
     audit.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    _remote_argument(audit)
     audit.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="log every step, Spark's INFO log and stack traces")
     predict = commands.add_parser(
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "UTC)")
     predict.add_argument("--master", help="Spark master (default: spark-submit's, else "
                                           "local[*])")
+    _remote_argument(predict)
     predict.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="log every step, Spark's INFO log and stack traces")
     demo = commands.add_parser(
@@ -230,6 +232,32 @@ def _run_arguments(command: argparse.ArgumentParser) -> None:
                                                             "dataset's latest run)")
 
 
+def _remote_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--remote", metavar="sc://HOST:PORT",
+                         help="run through a Spark Connect server (default: $SPARK_REMOTE; "
+                              "local paths must be the server's too)")
+
+
+#: the arguments that name a file or directory: made absolute for a Spark Connect server,
+#: whose working directory is not this process's
+PATH_ARGUMENTS = ("labels", "predictions", "features", "output", "html", "to", "reviews",
+                  "data")
+
+
+def _session_for(args: argparse.Namespace, conf: dict[str, str], app_name: str):
+    """The run's session: classic, or Spark Connect with --remote or $SPARK_REMOTE (then every
+    local path argument made absolute here, once)."""
+    from labelqa.spark.session import build_session, connect_url
+
+    remote = connect_url(getattr(args, "remote", None), args.master)
+    if remote is not None:
+        for name in PATH_ARGUMENTS:
+            value = getattr(args, name, None)
+            if isinstance(value, str) and "://" not in value:
+                setattr(args, name, os.path.abspath(value.removeprefix("file:")))
+    return build_session(args.master, conf, app_name, remote=remote)
+
+
 def _spark_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--config", help="YAML file; only its spark settings are used "
                                           "(default: the built-in defaults)")
@@ -239,6 +267,7 @@ def _spark_arguments(command: argparse.ArgumentParser) -> None:
                               "spark.conf.spark.driver.memory=4g")
     command.add_argument("--master", help="Spark master (default: spark-submit's, else "
                                           "local[*])")
+    _remote_argument(command)
     command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="log every step, Spark's INFO log and stack traces")
 
@@ -263,15 +292,20 @@ CATALOG_SETTINGS = ("spark.sql.catalogImplementation", "spark.hadoop.hive.metast
 def _register(args: argparse.Namespace) -> int:
     from labelqa.config import load_config
     from labelqa.spark.catalog import embedded_metastore_conf, register_tables
-    from labelqa.spark.session import build_session, under_spark_submit
+    from labelqa.spark.session import connect_url, under_spark_submit
 
     config = load_config(args.config, args.overrides)
     conf = dict(config.spark.conf)
-    chosen = any(key in conf for key in CATALOG_SETTINGS) or (
+    remote = connect_url(args.remote, args.master)
+    if remote is not None and args.metastore is not None:
+        raise ConfigError("register --remote: the tables go to the Spark Connect server's own "
+                          "catalog; --metastore names a local embedded one: drop one of them")
+    # through Spark Connect, the server's catalog (its catalog settings are its own)
+    chosen = remote is not None or any(key in conf for key in CATALOG_SETTINGS) or (
         under_spark_submit() and args.metastore is None)
     embedded = None if chosen else embedded_metastore_conf(args.metastore
                                                            or "labelqa-metastore")
-    spark = build_session(args.master, {**(embedded or {}), **conf}, config.spark.app_name)
+    spark = _session_for(args, {**(embedded or {}), **conf}, config.spark.app_name)
     registered = register_tables(spark, args.output, args.database)
     for table in registered:
         print(f"{table.name}: {table.partitions} partition(s) at {redact_uri(table.location)}")
@@ -297,10 +331,9 @@ def spark_sql_command(settings: dict[str, str]) -> str:
 def _report(args: argparse.Namespace) -> int:
     from labelqa.api import write_report
     from labelqa.config import load_config
-    from labelqa.spark.session import build_session
 
     config = load_config(args.config, args.overrides)
-    spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    spark = _session_for(args, dict(config.spark.conf), config.spark.app_name)
     path = write_report(spark, args.output, args.dataset, args.run_date, args.html,
                         max_examples=args.max_examples)
     print(f"report: {redact_uri(path)}")
@@ -309,10 +342,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _session(args: argparse.Namespace):
     from labelqa.config import load_config
-    from labelqa.spark.session import build_session
 
     config = load_config(args.config, args.overrides)
-    return build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    return _session_for(args, dict(config.spark.conf), config.spark.app_name)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -361,11 +393,11 @@ def _queue(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from labelqa.api import RunContext, run_audit_job, utc_now
     from labelqa.config import load_config
-    from labelqa.spark.session import build_session, set_log_level
+    from labelqa.spark.session import set_log_level
 
     config = load_config(args.config, args.overrides)
     run_date = args.run_date or utc_now().date().isoformat()
-    spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    spark = _session_for(args, dict(config.spark.conf), config.spark.app_name)
     if getattr(args, "verbose", False):
         set_log_level(spark, verbose=True)
     run = RunContext(args.dataset, run_date, uuid.uuid4().hex)
@@ -412,11 +444,11 @@ def _predict(args: argparse.Namespace) -> int:
     from labelqa.api import RunContext, utc_now
     from labelqa.config import load_config
     from labelqa.prediction import run_predict_job
-    from labelqa.spark.session import build_session, set_log_level
+    from labelqa.spark.session import set_log_level
 
     config = load_config(args.config, args.overrides)
     run_date = args.run_date or utc_now().date().isoformat()
-    spark = build_session(args.master, dict(config.spark.conf), config.spark.app_name)
+    spark = _session_for(args, dict(config.spark.conf), config.spark.app_name)
     if getattr(args, "verbose", False):
         set_log_level(spark, verbose=True)
     _print_prediction(run_predict_job(spark, args.labels, args.features, args.output, config,

@@ -21,7 +21,7 @@ SEED = 2026
 
 
 def run_demo(output: str = "demo-output", master: str | None = None) -> dict:
-    from labelqa.spark.jvm import set_log_levels
+    from labelqa.spark.driver import set_log_levels
     from labelqa.spark.session import build_session
 
     started = time.perf_counter()

@@ -19,8 +19,8 @@ from labelqa.api import RunContext
 from labelqa.config import AuditConfig
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.record import SourceCounts
+from labelqa.spark.driver import path_exists, write_text_atomically
 from labelqa.spark.inputs import read_parquet
-from labelqa.spark.jvm import path_exists, write_text_atomically
 from labelqa.spark.output import discard, publish, refuse_other_id_type, write_partition
 from labelqa.spark.predict import (
     ClassQuality,

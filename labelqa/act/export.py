@@ -30,9 +30,9 @@ from pyspark.sql import types as T
 from labelqa.act.findings import RunFindings
 from labelqa.act.reviews import stored_reviews
 from labelqa.errors import ConfigError, InputError
+from labelqa.spark.driver import write_text_atomically
 from labelqa.spark.formats import RAW_PREFIX, CheckedRows, labels_rows
 from labelqa.spark.inputs import read_parquet
-from labelqa.spark.jvm import write_text_atomically
 from labelqa.spark.names import column
 from labelqa.spark.output import discard, replace_directory, write_parquet
 from labelqa.tables import staging_root

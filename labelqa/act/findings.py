@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 
 from labelqa.config import AuditConfig, config_from_dict
 from labelqa.errors import ConfigError, InputError
-from labelqa.spark.jvm import path_exists, read_text
+from labelqa.spark.driver import path_exists, read_text
 from labelqa.tables import manifest_path, table_path
 
 #: Manifest statuses whose tables are complete (a gate failure still publishes everything).

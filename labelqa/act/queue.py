@@ -21,8 +21,8 @@ from pyspark.sql import types as T
 from labelqa.act import labelstudio
 from labelqa.act.findings import read_findings
 from labelqa.errors import ConfigError, InputError
+from labelqa.spark.driver import write_text_atomically
 from labelqa.spark.inputs import read_parquet
-from labelqa.spark.jvm import write_text_atomically
 from labelqa.spark.names import column
 from labelqa.spark.output import discard, replace_directory
 

@@ -28,7 +28,7 @@ from pyspark.sql import types as T
 from labelqa.act.findings import RunFindings
 from labelqa.core.intervals import wilson_interval
 from labelqa.errors import InputError
-from labelqa.spark.jvm import path_exists, read_text
+from labelqa.spark.driver import path_exists, read_text
 from labelqa.spark.output import discard, publish, replace_directory, write_parquet, write_partition
 from labelqa.tables import (
     REVIEW_PRECISION,

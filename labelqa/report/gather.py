@@ -25,8 +25,8 @@ from labelqa.report.model import (
     ScoreHistogram,
     WorstExample,
 )
+from labelqa.spark.driver import path_exists
 from labelqa.spark.history import compare_with_previous
-from labelqa.spark.jvm import path_exists
 from labelqa.tables import partition_dir, table_path
 
 HISTOGRAM_BINS = 50

@@ -16,7 +16,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 from labelqa.errors import ConfigError
-from labelqa.spark.jvm import path_exists, qualified
+from labelqa.spark.driver import path_exists, qualified
 from labelqa.spark.names import quoted
 from labelqa.tables import CATALOG_TABLES, OPTIONAL_TABLES, QUARANTINE, table_path
 

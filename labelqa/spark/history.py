@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 
 from labelqa.errors import LabelqaError
 from labelqa.record import Comparison, NoiseChange, RunRecord
-from labelqa.spark.jvm import path_exists
+from labelqa.spark.driver import path_exists
 from labelqa.tables import RUNS, RUNS_SCHEMA, table_path
 
 

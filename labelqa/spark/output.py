@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from labelqa.errors import InputError
-from labelqa.spark.jvm import delete, directories, move, path_exists, write_text_atomically
+from labelqa.spark.driver import delete, directories, move, path_exists, write_text_atomically
 from labelqa.tables import ID_TABLES, OPTIONAL_TABLES, manifest_path, partition_dir, partition_glob
 
 

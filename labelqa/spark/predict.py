@@ -41,6 +41,7 @@ from labelqa.progress import StageLog
 from labelqa.record import SourceCounts
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
+from labelqa.spark.driver import shared
 from labelqa.spark.features import feature_vectors, features_rows
 from labelqa.spark.formats import labels_rows, with_hint
 from labelqa.spark.inputs import (
@@ -407,11 +408,11 @@ FittedModels = lg.OutOfFoldModels
 
 
 def spark_passes(blocks: DataFrame, num_classes: int) -> lg.Passes:
-    """The core's passes on Spark: one job over the fit blocks, `shared` broadcast once."""
-    context = blocks.sparkSession.sparkContext
+    """The core's passes on Spark: one job over the fit blocks, the weights shared once."""
+    spark = blocks.sparkSession
 
-    def passes(per_rows: lg.PerRows, shared: object) -> dict[str, np.ndarray]:
-        broadcast = context.broadcast(shared)
+    def passes(per_rows: lg.PerRows, value: object) -> dict[str, np.ndarray]:
+        broadcast = shared(spark, value)
         try:
             return ordered_sums(blocks, lambda block: per_rows(block.rows, broadcast.value),
                                 num_classes)
@@ -442,10 +443,10 @@ def out_of_fold(blocks: DataFrame, models: FittedModels, num_classes: int,
                 id_type: T.DataType) -> DataFrame:
     """(id, pred_probs array<float>, fold): each example under its own fold's model."""
     spark = blocks.sparkSession
-    shared = spark.sparkContext.broadcast(models)
+    carried = shared(spark, models)
 
     def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        fitted = shared.value
+        fitted = carried.value
         for batch in batches:
             for value in batch.column("block"):
                 block = decode_fit_block(value.as_buffer(), num_classes)
@@ -465,10 +466,10 @@ def quality(blocks: DataFrame, models: FittedModels, class_names: tuple[str, ...
     k = len(class_names)
     bins = separation_bins(k)
     spark = blocks.sparkSession
-    shared = spark.sparkContext.broadcast(models)
+    carried = shared(spark, models)
 
     def measure(block: FitBlock) -> dict[str, np.ndarray]:
-        probs = shared.value.held_out(block.rows).astype(np.float32)
+        probs = carried.value.held_out(block.rows).astype(np.float32)
         given = block.rows.given
         sums = lg.quality_sums(probs.astype(np.float64), given)
         histogram = separation_partials(Batch(np.arange(len(probs)), given, probs), bins)

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from labelqa.config import redact_setting
 from labelqa.errors import ConfigError, LabelqaError
-from labelqa.spark.jvm import set_log_levels
+from labelqa.spark.driver import set_log_levels
 
 #: Settings labelqa applies unless the config's `spark.conf` says otherwise.
 DEFAULT_SPARK_CONF = {
@@ -89,13 +89,62 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def connect_url(remote: str | None, master: str | None = None) -> str | None:
+    """The Spark Connect server a run uses: --remote, else $SPARK_REMOTE, else none (a
+    classic session)."""
+    url = remote or os.environ.get("SPARK_REMOTE") or None
+    if url is None:
+        return None
+    if not url.startswith("sc://"):
+        raise ConfigError(f"--remote {url!r}: a Spark Connect address is sc://HOST:PORT")
+    if master:
+        raise ConfigError("--master and --remote: a Spark Connect server has its own master; "
+                          "give one of them")
+    return url
+
+
+def connect_session(url: str, settings: dict[str, str], chosen: dict[str, str],
+                    app_name: str) -> SparkSession:
+    """A Spark Connect session on `url`, with every runtime setting of `settings` applied; a
+    setting the user chose (`chosen`) that only the server can set is reported, not lost."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError as error:
+        raise ConfigError(f"--remote needs Spark Connect's client libraries ({error.name} is "
+                          "missing): pip install 'labelqa[connect]'") from None
+    try:
+        spark = ConnectSession.builder.remote(url).appName(app_name).getOrCreate()
+        spark.version  # noqa: B018 - the first call reaches the server
+    except Exception as error:  # noqa: BLE001 - gRPC's own errors: unreachable, refused
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise LabelqaError(f"the Spark Connect server at {url} did not answer: {first}"
+                           ) from None
+    ignored = []
+    for key, value in settings.items():
+        if key.startswith("spark.ui."):
+            continue
+        if spark.conf.isModifiable(key):
+            spark.conf.set(key, value)
+        elif key in chosen:
+            ignored.append(key)
+    if ignored:
+        print("labelqa: the Spark Connect server keeps its own " + ", ".join(
+            f"spark.conf.{key}" for key in ignored) + " (set them where it is started)",
+            file=sys.stderr)
+    return spark
+
+
 def build_session(master: str | None = None, conf: dict[str, str] | None = None,
-                  app_name: str = "labelqa") -> SparkSession:
-    """A session for one run. `master` defaults to spark-submit's, else `local[*]`.
+                  app_name: str = "labelqa", remote: str | None = None) -> SparkSession:
+    """A session for one run. `master` defaults to spark-submit's, else `local[*]`; with
+    `remote` (sc://HOST:PORT) a Spark Connect session instead.
 
     Executors' Python must be this interpreter (which has labelqa installed) unless the
     caller configured another one.
     """
+    if remote is not None:
+        return connect_session(remote, {**DEFAULT_SPARK_CONF, **(conf or {})}, dict(conf or {}),
+                               app_name)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)

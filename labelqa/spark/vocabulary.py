@@ -10,8 +10,8 @@ from pyspark.sql import types as T
 
 from labelqa.config import AuditConfig
 from labelqa.errors import ConfigError, InputError
+from labelqa.spark.driver import read_text
 from labelqa.spark.formats import prediction_element_type
-from labelqa.spark.jvm import read_text
 from labelqa.spark.names import column
 
 
