@@ -27,7 +27,7 @@ from labelqa.spark.inputs import (
     JoinedInput,
     check_schemas,
     join_inputs,
-    read_parquet,
+    read_input,
     stop_error,
 )
 from labelqa.spark.output import (
@@ -120,8 +120,8 @@ def run_audit_job(spark: SparkSession, labels_path: str, predictions_path: str, 
                   inputs: Mapping[str, str] | None = None) -> RunReport:
     """The CLI's audit: read both Parquet inputs, then `publish_audit` them. `inputs`: more
     of what was read, for the manifest (`audit --features`: the features)."""
-    labels = read_parquet(spark, labels_path, "labels")
-    predictions = read_parquet(spark, predictions_path, "predictions")
+    labels = read_input(spark, labels_path, "labels")
+    predictions = read_input(spark, predictions_path, "predictions")
     return publish_audit(spark, labels, predictions, output, config, run,
                          {"labels": redact_uri(labels_path),
                           "predictions": redact_uri(predictions_path), **(inputs or {})},
@@ -170,13 +170,13 @@ def publish_audit(spark: SparkSession, labels: DataFrame, predictions: DataFrame
                             "summary", run.dataset, run.run_date)
             with stages.stage("publish"):
                 publish(spark, staging, output, (*TABLES, *OPTIONAL_TABLES), run.dataset,
-                        run.run_date)
+                        run.run_date, config.output.catalog.database)
     except BaseException:
         discard(spark, staging)
         raise
     record = dataclasses.replace(record, finished_at=run.clock(),
                                  stages_seconds=dict(stages.timings))
-    append_run(spark, output, record)
+    append_run(spark, output, record, config.output.catalog.database)
     write_manifest(spark, output, run.dataset, run.run_date, record.manifest_document())
     if record.gates_failed:
         raise GateFailed(list(record.gates_failed), record)
@@ -208,7 +208,8 @@ def _stage_quarantine(spark: SparkSession, joined: JoinedInput, config: AuditCon
         info["rows"] = joined.labels.quarantined + joined.predictions.quarantined
     stopped = stop_error(config, joined)
     if stopped is not None:
-        publish(spark, staging, output, ("quarantine",), run.dataset, run.run_date)
+        publish(spark, staging, output, ("quarantine",), run.dataset, run.run_date,
+                config.output.catalog.database)
         raise stopped
 
 

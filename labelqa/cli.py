@@ -67,16 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "probabilities; write the examples, class_issues, classes, summary and "
                     "quarantine tables under --output.")
     audit.add_argument("--labels", required=True,
-                       help="the label table: Parquet file, directory or glob (format: "
-                            "input.labels_format)")
+                       help="the label table: Parquet file, directory or glob, or table:NAME "
+                            "for a catalog table (format: input.labels_format)")
     source = audit.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions",
-                        help="the prediction table: Parquet file, directory or glob (format: "
-                             "input.predictions_format)")
+                        help="the prediction table: Parquet file, directory or glob, or "
+                             "table:NAME (format: input.predictions_format)")
     source.add_argument("--features",
                         help="instead of --predictions: a features table (id and a vector, "
-                             "model.*); labelqa predict makes the out-of-fold probabilities "
-                             "first and writes its tables too")
+                             "model.*; a path or table:NAME); labelqa predict makes the "
+                             "out-of-fold probabilities first and writes its tables too")
     audit.add_argument("--output", required=True, help="output directory (local or any "
                                                        "Hadoop filesystem URI)")
     audit.add_argument("--config", help="YAML file of settings (every key with its default: "
@@ -103,11 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "class's held-out quality (model_quality) and predict_quarantine under "
                     "--output. labelqa audit reads the predictions table as it is.")
     predict.add_argument("--features", required=True,
-                         help="the features table: Parquet with the id and an array or MLlib "
-                              "vector column (model.features_column), or numeric columns "
-                              "(model.feature_columns)")
+                         help="the features table (Parquet path or table:NAME) with the id and "
+                              "an array or MLlib vector column (model.features_column), or "
+                              "numeric columns (model.feature_columns)")
     predict.add_argument("--labels", required=True,
-                         help="the label table (format: input.labels_format)")
+                         help="the label table: a path or table:NAME (format: "
+                              "input.labels_format)")
     predict.add_argument("--output", required=True, help="output directory (local or any "
                                                          "Hadoop filesystem URI)")
     predict.add_argument("--config", help="YAML file of settings (conf/audit.yaml: the "
@@ -247,13 +248,14 @@ PATH_ARGUMENTS = ("labels", "predictions", "features", "output", "html", "to", "
 def _session_for(args: argparse.Namespace, conf: dict[str, str], app_name: str):
     """The run's session: classic, or Spark Connect with --remote or $SPARK_REMOTE (then every
     local path argument made absolute here, once)."""
+    from labelqa.spark.inputs import catalog_name
     from labelqa.spark.session import build_session, connect_url
 
     remote = connect_url(getattr(args, "remote", None), args.master)
     if remote is not None:
         for name in PATH_ARGUMENTS:
             value = getattr(args, name, None)
-            if isinstance(value, str) and "://" not in value:
+            if isinstance(value, str) and "://" not in value and catalog_name(value) is None:
                 setattr(args, name, os.path.abspath(value.removeprefix("file:")))
     return build_session(args.master, conf, app_name, remote=remote)
 

@@ -47,8 +47,17 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class CatalogConfig:
+    """Output tables also written to the session's catalog, as `database.table`, partitioned
+    by dataset and run_date (a rerun replaces its own partition only)."""
+
+    database: str | None = None
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     class_scores: bool = False
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,10 @@ _SECTIONS = {"input": InputConfig, "validation": ValidationConfig, "scoring": Sc
              "model": ModelConfig, "spark": SparkConfig}
 
 
+#: sections inside a section (`output.catalog`)
+_SUBSECTIONS: dict[tuple[type, str], type] = {(OutputConfig, "catalog"): CatalogConfig}
+
+
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
@@ -184,6 +197,9 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
                               f"{', '.join(prefix + f for f in fields)}")
         if name in _SECTIONS and cls is AuditConfig:
             kwargs[name] = _build(_SECTIONS[name], value or {}, f"{name}.")
+            continue
+        if (cls, name) in _SUBSECTIONS:
+            kwargs[name] = _build(_SUBSECTIONS[cls, name], value or {}, f"{key}.")
             continue
         spec = fields[name]
         default = spec.default if spec.default is not dataclasses.MISSING else None
@@ -246,6 +262,9 @@ def _validate_model(model: ModelConfig) -> None:
         raise ConfigError("model.feature_columns: name at least one column")
 
 
+_CATALOG_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
 def validate(config: AuditConfig) -> AuditConfig:
     """Check the values' ranges and combinations; return the config unchanged."""
     _validate_spark_settings(config.spark.conf)
@@ -273,6 +292,10 @@ def validate(config: AuditConfig) -> AuditConfig:
     if i.frac_noise != 1.0 and not i.filter.prunes:
         raise ConfigError(f"issues.frac_noise: only used by filter_by {', '.join(PRUNE_FILTERS)}"
                           f", not {i.filter_by}")
+    database = config.output.catalog.database
+    if database is not None and not _CATALOG_DATABASE.fullmatch(database):
+        raise ConfigError(f"output.catalog.database: {database!r} is not a database name "
+                          "(letters, digits and '_', optionally catalog.database)")
     inp = config.input
     _choice("input.labels_format", inp.labels_format, ("array", "long", "onehot"))
     _choice("input.predictions_format", inp.predictions_format, ("array", "wide", "long"))

@@ -20,7 +20,7 @@ from labelqa.config import AuditConfig
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.record import SourceCounts
 from labelqa.spark.driver import path_exists, write_text_atomically
-from labelqa.spark.inputs import read_parquet
+from labelqa.spark.inputs import read_input
 from labelqa.spark.output import discard, publish, refuse_other_id_type, write_partition
 from labelqa.spark.predict import (
     ClassQuality,
@@ -94,8 +94,8 @@ class PredictRecord:
 def run_predict_job(spark: SparkSession, labels_path: str, features_path: str, output: str,
                     config: AuditConfig, run: RunContext) -> PredictRecord:
     """The CLI's predict: read both Parquet inputs, then `publish_predictions`."""
-    labels = read_parquet(spark, labels_path, "labels")
-    features = read_parquet(spark, features_path, "features")
+    labels = read_input(spark, labels_path, "labels")
+    features = read_input(spark, features_path, "features")
     return publish_predictions(spark, labels, features, output, config, run,
                                {"labels": redact_uri(labels_path),
                                 "features": redact_uri(features_path)})
@@ -124,14 +124,15 @@ def publish_predictions(spark: SparkSession, labels: DataFrame, features: DataFr
             stopped = intake.stop_error(config)
             if stopped is not None:
                 publish(spark, staging, output, ("predict_quarantine",), run.dataset,
-                        run.run_date)
+                        run.run_date, config.output.catalog.database)
                 raise stopped
             with predict_intake(intake, config, stages) as prediction:
                 _stage(spark, prediction, staging, run, stages)
         finally:
             intake.release()
         with stages.stage("publish"):
-            publish(spark, staging, output, PREDICT_TABLES, run.dataset, run.run_date)
+            publish(spark, staging, output, PREDICT_TABLES, run.dataset, run.run_date,
+                    config.output.catalog.database)
     except BaseException:
         if path_exists(spark, staging):
             discard(spark, staging)

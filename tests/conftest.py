@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -30,6 +31,8 @@ def spark():
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": "2g",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # managed catalog tables (output.catalog) go here, not into the working directory
+        "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="labelqa-warehouse-"),
     }, "labelqa-tests")
     session.sparkContext.setLogLevel("ERROR")
     yield session

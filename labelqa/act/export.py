@@ -32,7 +32,7 @@ from labelqa.act.reviews import stored_reviews
 from labelqa.errors import ConfigError, InputError
 from labelqa.spark.driver import write_text_atomically
 from labelqa.spark.formats import RAW_PREFIX, CheckedRows, labels_rows
-from labelqa.spark.inputs import read_parquet
+from labelqa.spark.inputs import read_input
 from labelqa.spark.names import column
 from labelqa.spark.output import discard, replace_directory, write_parquet
 from labelqa.tables import staging_root
@@ -232,7 +232,7 @@ def export(spark: SparkSession, findings: RunFindings, options: ExportOptions) -
     if not labels_path:
         raise InputError("manifest", "inputs", "the run's manifest names no label table: "
                                                "give it with --labels")
-    raw = read_parquet(spark, labels_path, "labels")
+    raw = read_input(spark, labels_path, "labels")
     try:
         checked = labels_rows(raw, inp, findings.class_names)
     except InputError as error:

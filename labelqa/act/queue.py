@@ -22,7 +22,7 @@ from labelqa.act import labelstudio
 from labelqa.act.findings import read_findings
 from labelqa.errors import ConfigError, InputError
 from labelqa.spark.driver import write_text_atomically
-from labelqa.spark.inputs import read_parquet
+from labelqa.spark.inputs import read_input
 from labelqa.spark.names import column
 from labelqa.spark.output import discard, replace_directory
 
@@ -97,7 +97,7 @@ def selection(examples: DataFrame, class_issues: DataFrame, budget: int, min_per
 def _data_table(spark: SparkSession, request: QueueRequest, id_column: str,
                 id_type: T.DataType) -> DataFrame:
     """The data table's id (as the run's type) and requested columns, checked."""
-    data = read_parquet(spark, request.data, "data")
+    data = read_input(spark, request.data, "data")
     fields = {f.name: f.dataType for f in data.schema.fields}
     listed = ", ".join(fields)
     for name in (id_column, *request.data_columns):

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from labelqa.errors import LabelqaError
 from labelqa.record import Comparison, NoiseChange, RunRecord
+from labelqa.spark.catalog_output import append_catalog_rows
 from labelqa.spark.driver import path_exists
 from labelqa.tables import RUNS, RUNS_SCHEMA, table_path
 
@@ -83,9 +84,18 @@ def compare_with_previous(spark: SparkSession, output: str, dataset: str, run_da
                       previous["num_label_issues"], changes, previous["run_id"])
 
 
-def append_run(spark: SparkSession, output: str, record: RunRecord) -> None:
-    """Add this run's row to `runs/dataset=<name>/` (history accumulates; never rewritten)."""
-    (spark.createDataFrame([record.runs_row()], RUNS_SCHEMA)
-     .withColumn("dataset", F.lit(record.dataset))
-     .coalesce(1).write.mode("append").partitionBy("dataset")
-     .parquet(table_path(output, RUNS)))
+def run_row(spark: SparkSession, record: RunRecord) -> DataFrame:
+    """This run's row of the `runs` table, with its `dataset` partition column."""
+    return (spark.createDataFrame([record.runs_row()], RUNS_SCHEMA)
+            .withColumn("dataset", F.lit(record.dataset)))
+
+
+def append_run(spark: SparkSession, output: str, record: RunRecord,
+               catalog: str | None = None) -> None:
+    """Add this run's row to `runs/dataset=<name>/` (history accumulates; never rewritten),
+    and with `catalog` (output.catalog.database) to its `runs` table."""
+    row = run_row(spark, record)
+    row.coalesce(1).write.mode("append").partitionBy("dataset").parquet(
+        table_path(output, RUNS))
+    if catalog is not None:
+        append_catalog_rows(spark, catalog, RUNS, row)

@@ -96,12 +96,24 @@ class JoinedInput:
         self.close()
 
 
-def read_parquet(spark: SparkSession, path: str, table: str) -> DataFrame:
+#: an input named `table:NAME` is the catalog table NAME (db.tags, catalog.db.tags)
+CATALOG_PREFIX = "table:"
+
+
+def catalog_name(source: str) -> str | None:
+    """The catalog table an input names (`table:db.tags`), or None for a path."""
+    return source[len(CATALOG_PREFIX):].strip() if source.startswith(CATALOG_PREFIX) else None
+
+
+def read_input(spark: SparkSession, source: str, table: str) -> DataFrame:
+    """An input table: `table:NAME` from the session's catalog, else Parquet at a path."""
+    name = catalog_name(source)
     try:
-        return spark.read.parquet(path)
+        return spark.read.table(name) if name is not None else spark.read.parquet(source)
     except Exception as error:  # noqa: BLE001 - AnalysisException and Py4J errors alike
         reason = str(error).strip().splitlines()[0]
-        raise InputError(table, None, f"cannot read Parquet at {path!r}: {reason}") from None
+        what = f"the catalog table {name!r}" if name is not None else f"Parquet at {source!r}"
+        raise InputError(table, None, f"cannot read {what}: {reason}") from None
 
 
 def _unreadable(table: str, error: Exception) -> InputError:

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from labelqa.errors import InputError
+from labelqa.spark.catalog_output import check_catalog_tables, write_catalog_partitions
 from labelqa.spark.driver import delete, directories, move, path_exists, write_text_atomically
 from labelqa.tables import ID_TABLES, OPTIONAL_TABLES, manifest_path, partition_dir, partition_glob
 
@@ -30,13 +31,16 @@ def write_parquet(df: DataFrame, path: str) -> None:
 
 
 def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, ...],
-            dataset: str, run_date: str) -> None:
-    """Move the staged partitions of `tables` into place, replacing the previous ones.
+            dataset: str, run_date: str, catalog: str | None = None) -> None:
+    """Move the staged partitions of `tables` into place, replacing the previous ones; with
+    `catalog` (output.catalog.database) copy them into its tables too.
 
     Each table's partition is swapped by two renames (the old one aside, the new one in);
     readers see the old partition or the new one, never a half-written one. A table this run
     did not stage (an optional one) loses the previous run's partition of the same date.
     """
+    if catalog is not None:  # a table the catalog would refuse stops the run here, unpublished
+        check_catalog_tables(spark, catalog, staging, tables, dataset, run_date)
     for table in tables:
         source = partition_dir(staging, table, dataset, run_date)
         if table not in OPTIONAL_TABLES and not path_exists(spark, source):
@@ -45,6 +49,8 @@ def publish(spark: SparkSession, staging: str, output: str, tables: tuple[str, .
         replace_directory(spark, source, partition_dir(output, table, dataset, run_date),
                           f"{staging}/_replaced/{table}")
     discard(spark, staging)
+    if catalog is not None:
+        write_catalog_partitions(spark, catalog, output, tables, dataset, run_date)
 
 
 def replace_directory(spark: SparkSession, source: str, target: str, aside: str) -> None:

@@ -112,6 +112,8 @@ def connect_session(url: str, settings: dict[str, str], chosen: dict[str, str],
     except ImportError as error:
         raise ConfigError(f"--remote needs Spark Connect's client libraries ({error.name} is "
                           "missing): pip install 'labelqa[connect]'") from None
+    # what pyspark's own builder sets: functions, Column and Window build Connect plans
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     try:
         spark = ConnectSession.builder.remote(url).appName(app_name).getOrCreate()
         spark.version  # noqa: B018 - the first call reaches the server
