@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -89,6 +91,11 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+#: retries of a run's first call to a Spark Connect server (backoff 0.05 s x 4 per retry,
+#: at most 10 s): about 25 s in all
+CONNECT_FIRST_CALL_RETRIES = 6
+
+
 def connect_url(remote: str | None, master: str | None = None) -> str | None:
     """The Spark Connect server a run uses: --remote, else $SPARK_REMOTE, else none (a
     classic session)."""
@@ -103,8 +110,8 @@ def connect_url(remote: str | None, master: str | None = None) -> str | None:
     return url
 
 
-def connect_session(url: str, settings: dict[str, str], chosen: dict[str, str],
-                    app_name: str) -> SparkSession:
+def connect_session(url: str, settings: dict[str, str], chosen: dict[str, str]
+                    ) -> SparkSession:
     """A Spark Connect session on `url`, with every runtime setting of `settings` applied; a
     setting the user chose (`chosen`) that only the server can set is reported, not lost."""
     try:
@@ -114,13 +121,30 @@ def connect_session(url: str, settings: dict[str, str], chosen: dict[str, str],
                           "missing): pip install 'labelqa[connect]'") from None
     # what pyspark's own builder sets: functions, Column and Window build Connect plans
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    # no builder options: they would be the first call, with the default retries (the
+    # application's name is the server's anyway)
+    spark = ConnectSession.builder.remote(url).getOrCreate()
+    client = spark.client
+    policies = client.get_retry_policies()
+    # the first call: a server that is not there is reported in ~25 s, not after the default
+    # policy's 10 minutes; the run itself keeps the default retries
+    client.set_retry_policies([DefaultPolicy(max_retries=CONNECT_FIRST_CALL_RETRIES,
+                                             max_backoff=10_000)])
     try:
-        spark = ConnectSession.builder.remote(url).appName(app_name).getOrCreate()
-        spark.version  # noqa: B018 - the first call reaches the server
+        with warnings.catch_warnings():  # pyspark warns of each exhausted retry policy
+            warnings.simplefilter("ignore")
+            spark.version  # noqa: B018 - the first call reaches the server
     except Exception as error:  # noqa: BLE001 - gRPC's own errors: unreachable, refused
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        client.close()  # nothing left to release at exit
+        text = str(error).strip()
+        reason = re.search(r"details = \"([^\"]*)\"", text)
+        first = reason.group(1) if reason else (text.splitlines()[0] if text
+                                                 else type(error).__name__)
         raise LabelqaError(f"the Spark Connect server at {url} did not answer: {first}"
                            ) from None
+    client.set_retry_policies(policies)
     ignored = []
     for key, value in settings.items():
         if key.startswith("spark.ui."):
@@ -145,8 +169,7 @@ def build_session(master: str | None = None, conf: dict[str, str] | None = None,
     caller configured another one.
     """
     if remote is not None:
-        return connect_session(remote, {**DEFAULT_SPARK_CONF, **(conf or {})}, dict(conf or {}),
-                               app_name)
+        return connect_session(remote, {**DEFAULT_SPARK_CONF, **(conf or {})}, dict(conf or {}))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
