@@ -257,3 +257,56 @@ def test_a_connect_server_that_does_not_answer_is_one_line(tmp_path):
                     "--master", "local[1]")
     assert both.returncode == 2
     assert "--master and --remote: a Spark Connect server has its own master" in both.stderr
+
+
+def test_queue_reviews_and_export_through_connect_equal_classic_mode(spark, server, inputs,
+                                                                     tmp_path):
+    import pandas as pd
+
+    from labelqa.cli import main
+
+    outputs = {"classic": tmp_path / "classic", "connect": tmp_path / "connect"}
+    for output in outputs.values():  # one audit each: reviews and export change the output
+        run_audit_job(spark, str(inputs / "labels"), str(inputs / "predictions"), str(output),
+                      load_config(None), RunContext("q", RUN_DATE, "same-run"))
+    issues = pd.read_parquet(outputs["classic"] / "class_issues" / "dataset=q")
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text("id,class,verdict,reviewer\n" + "".join(
+        f"{row.id},{row.class_index},{verdict},ann\n"
+        for row, verdict in zip(issues.sort_values(["id", "class_index"]).head(4).itertuples(),
+                                ("confirmed", "rejected", "confirmed", "confirmed"))))
+    commands = (
+        ("queue", "--output", "{out}", "--dataset", "q", "--budget", "25", "--to",
+         "{out}-queue.csv"),
+        ("reviews", "--output", "{out}", "--dataset", "q", "--reviews", str(verdicts)),
+        ("export", "--output", "{out}", "--dataset", "q", "--to", "{out}-export"),
+    )
+    for command in commands:
+        classic = [part.format(out=outputs["classic"]) for part in command]
+        assert main([*classic, "--master", "local[2,2]"]) == 0, command[0]
+        through = _labelqa(tmp_path, *[part.format(out=outputs["connect"]) for part in command],
+                           remote=server)
+        assert through.returncode == 0, through.stderr
+    assert ((tmp_path / "connect-queue.csv").read_text()
+            == (tmp_path / "classic-queue.csv").read_text())
+    for name in ("classic", "connect"):
+        assert (tmp_path / f"{name}-queue.csv").read_text().count("\n") > 25
+    reviewed = ("reviews", "review_precision")
+    assert (_tables(spark, outputs["connect"], reviewed)
+            == _tables(spark, outputs["classic"], reviewed))
+    def listing(root: Path) -> list[str]:  # Hadoop's local file system adds .crc files
+        return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+
+    exported = listing(tmp_path / "classic-export")
+    assert listing(tmp_path / "connect-export") == exported
+    documents = {name: json.loads((tmp_path / f"{name}-export" / "_export.json").read_text())
+                 for name in outputs}
+    for name, document in documents.items():
+        assert document["run"].pop("output") == str(outputs[name])
+    assert documents["connect"] == documents["classic"]
+    for name in exported:
+        path = tmp_path / "classic-export" / name
+        if path.is_dir() and not name.startswith("_"):  # `_staging`: the export's, emptied
+            assert (sorted(map(str, spark.read.parquet(str(tmp_path / "connect-export" /
+                                                            name)).collect()))
+                    == sorted(map(str, spark.read.parquet(str(path)).collect()))), name

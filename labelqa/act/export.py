@@ -42,7 +42,10 @@ APPLY = ("flagged", "none")
 CHANGE_COLUMNS = ("id", "class_index", "class_name", "action", "pred_prob", "threshold",
                   "issue_rank", "verdict")
 DIRECTORIES = ("labels", "changes", "not_audited")
-EMPTY = F.array().cast("array<int>")
+def _no_tags() -> Column:
+    """An empty array<int>: built when used, in the session's kind of Column (a module-level
+    Column would be a classic one even in a Spark Connect process)."""
+    return F.array().cast("array<int>")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def _check_audited_table(examples: DataFrame, rows: DataFrame, tags: Column, lab
              .agg(F.array_sort(F.array_distinct(F.flatten(F.collect_list(tags))))
                   .alias("tags")))
     differ = (examples.join(found, "id", "left")
-              .filter(F.coalesce("tags", EMPTY) != F.col("given_labels")))
+              .filter(F.coalesce("tags", _no_tags()) != F.col("given_labels")))
     first = differ.orderBy("id").select("id").first()
     if first is not None:
         raise InputError("labels", tag_column, f"{differ.count()} audited example(s) have "
@@ -160,8 +163,8 @@ class Written:
 
 
 def _corrected(given: Column) -> Column:
-    return F.array_sort(F.array_union(F.array_except(given, F.coalesce("_removed", EMPTY)),
-                                      F.coalesce("_added", EMPTY)))
+    return F.array_sort(F.array_union(F.array_except(given, F.coalesce("_removed", _no_tags())),
+                                      F.coalesce("_added", _no_tags())))
 
 
 def _same_format(raw: DataFrame, marked: DataFrame, checked: CheckedRows, findings: RunFindings,
@@ -188,7 +191,7 @@ def _same_format(raw: DataFrame, marked: DataFrame, checked: CheckedRows, findin
                                        else column(RAW_PREFIX + c).alias(c)
                                        for c in raw.columns]), None)
     # long: drop the rows of removed tags, add a row (other columns null) per added tag
-    removed = is_changed & F.coalesce(F.array_contains(F.coalesce("_removed", EMPTY),
+    removed = is_changed & F.coalesce(F.array_contains(F.coalesce("_removed", _no_tags()),
                                                        F.col("_unit")), F.lit(False))
     kept = marked.filter(~removed).select(*original)
     tag_type = raw.schema[inp.tag_column].dataType
