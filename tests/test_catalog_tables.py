@@ -190,3 +190,21 @@ def test_catalog_tables_in_an_embedded_hive_metastore(spark, sources, tmp_path):
         published = spark.read.parquet(str(tmp_path / "out" / table)).drop("run_date")
         assert found[table] == _rows(published.select(
             *[c for c in published.columns if c != "dataset"], "dataset")), table
+
+
+def test_predict_reads_features_by_name_and_writes_its_tables_to_the_catalog(spark, tmp_path):
+    from tests.test_predict import tagging_data, write_tables
+
+    labels, features = write_tables(tmp_path, *tagging_data(n=600))
+    spark.sql("CREATE DATABASE IF NOT EXISTS lq_src")
+    spark.read.parquet(features).write.saveAsTable("lq_src.features")
+    spark.read.parquet(labels).write.saveAsTable("lq_src.predict_tags")
+    output = tmp_path / "out"
+    assert main(["predict", "--features", "table:lq_src.features", "--labels",
+                 "table:lq_src.predict_tags", "--output", str(output), "--dataset", "p",
+                 "--run-date", RUN_DATE, "--set", "output.catalog.database=lq_predict",
+                 *FAST]) == 0
+    for table in ("predictions", "model_quality", "predict_quarantine"):
+        assert (_catalog_partition(spark, table, "p", "lq_predict")
+                == _path_partition(spark, output, table, "p")), table
+    assert spark.table("lq_predict.predictions").count() == 600
