@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ import pyspark
 import pytest
 
 from labelqa.sample import generate, write_sample
+from tests.processes import free_port, kill, stop
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env() -> dict:
@@ -40,7 +34,7 @@ def _env() -> dict:
 def cluster(tmp_path_factory):
     """A master and two workers (1 core, 1 GiB each); stopped at the end of the module."""
     work = tmp_path_factory.mktemp("cluster")
-    port, ui = _free_port(), _free_port()
+    port, ui = free_port(), free_port()
     url = f"spark://127.0.0.1:{port}"
     spark_class = str(SPARK_HOME / "bin/spark-class")
     processes = [subprocess.Popen(
@@ -51,7 +45,7 @@ def cluster(tmp_path_factory):
     for index in range(2):
         processes.append(subprocess.Popen(
             [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-             "--cores", "1", "--memory", "1g", "--webui-port", str(_free_port()),
+             "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()),
              "--work-dir", str(work / f"worker{index}")], env=_env(),
             stdout=open(work / f"worker{index}.log", "w"), stderr=subprocess.STDOUT,
             start_new_session=True))
@@ -66,19 +60,12 @@ def cluster(tmp_path_factory):
         except OSError:
             continue
     if alive < 2:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGKILL)
+        kill(processes)
         pytest.fail("the standalone cluster did not start: " + (work / "master.log").read_text())
     subprocess.run(["make", "-s", "dist"], cwd=ROOT, check=True, env={**os.environ,
                                                                       "MAKEFLAGS": ""})
     yield url
-    for process in processes:
-        os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    stop(processes)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pyspark.sql import types as T
 from labelqa.api import RunContext, run_audit_job, write_report
 from labelqa.config import load_config
 from labelqa.sample import generate, write_sample
+from tests.processes import free_port, kill, stop
 
 pytestmark = pytest.mark.slow
 
@@ -50,17 +50,11 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A Spark Connect server on 127.0.0.1 (local[2]); its URL."""
     work = tmp_path_factory.mktemp("connect-server")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "PYSPARK_PYTHON": sys.executable,
            "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(work / "logs"),
            "SPARK_PID_DIR": str(work)}
@@ -83,14 +77,10 @@ def server(tmp_path_factory):
     else:
         process.poll()
     if process.returncode is not None or time.time() >= deadline:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill([process])
         pytest.fail("the Spark Connect server did not start: " + (work / "server.log").read_text())
     yield f"sc://127.0.0.1:{port}"
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    stop([process])
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +237,7 @@ def test_predict_through_connect_equals_classic_mode(spark, server, tmp_path):
 
 
 def test_a_connect_server_that_does_not_answer_is_one_line(tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     run = _labelqa(tmp_path, "report", "--output", "out", "--remote", f"sc://127.0.0.1:{port}")
     assert run.returncode == 1
     assert f"labelqa: error: the Spark Connect server at sc://127.0.0.1:{port} did not answer" \

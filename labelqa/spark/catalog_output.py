@@ -80,15 +80,13 @@ def write_catalog_partitions(spark: SparkSession, database: str, output: str,
                 spark.sql(f"ALTER TABLE {name} DROP IF EXISTS PARTITION "
                           f"(dataset = '{dataset}', run_date = DATE'{run_date}')")
             continue
-        rows = spark.read.parquet(source)
+        rows = _with_partition(spark.read.parquet(source), dataset, run_date)
         if not exists:
-            (_with_partition(rows, dataset, run_date).write.format("parquet")
-             .partitionBy(*PARTITION_COLUMNS).saveAsTable(name))
+            _create(rows, name, PARTITION_COLUMNS)
             continue
-        data_columns = [f.name for f in spark.read.table(name).schema.fields
-                        if f.name.lower() not in PARTITION_COLUMNS]
         view = f"labelqa_catalog_{table}"
-        rows.select(*[column(c) for c in data_columns]).createOrReplaceTempView(view)
+        _in_table_order(spark, name, rows).drop(*PARTITION_COLUMNS).createOrReplaceTempView(
+            view)
         try:
             spark.sql(f"INSERT OVERWRITE TABLE {name} PARTITION (dataset = '{dataset}', "
                       f"run_date = DATE'{run_date}') SELECT * FROM {view}")
@@ -102,7 +100,16 @@ def append_catalog_rows(spark: SparkSession, database: str, table: str,
     run history `runs`, partitioned by dataset), created by the first run."""
     name = catalog_table(database, table)
     if spark.catalog.tableExists(name):
-        columns = [f.name for f in spark.read.table(name).schema.fields]
-        rows.select(*[column(c) for c in columns]).write.insertInto(name)
+        _in_table_order(spark, name, rows).write.insertInto(name)
     else:
-        rows.write.format("parquet").partitionBy("dataset").saveAsTable(name)
+        _create(rows, name, ("dataset",))
+
+
+def _create(rows: DataFrame, name: str, partition_columns: tuple[str, ...]) -> None:
+    """A run's first rows make the catalog table (managed Parquet)."""
+    rows.write.format("parquet").partitionBy(*partition_columns).saveAsTable(name)
+
+
+def _in_table_order(spark: SparkSession, name: str, rows: DataFrame) -> DataFrame:
+    """`rows` with the catalog table's columns in its order (an insert is by position)."""
+    return rows.select(*[column(f.name) for f in spark.read.table(name).schema.fields])

@@ -66,20 +66,21 @@ def _glob(pattern: str) -> list[str]:
     filesystem, inner = _arrow(pattern)
     parts = inner.split("/")
     first = next((i for i, part in enumerate(parts) if GLOB_CHARACTERS & set(part)), len(parts))
-    found = ["/".join(parts[:first]) or "/"]
+
+    def is_directory(path: str) -> bool:
+        return bool(filesystem.get_file_info(path).type == fs.FileType.Directory)
+
+    base = "/".join(parts[:first]) or "/"
+    found = [base] if is_directory(base) else []
     for part in parts[first:]:
-        matched = []
-        for base in found:
-            if GLOB_CHARACTERS & set(part):
-                listing = filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True))
-                matched += [info.path for info in listing
-                            if info.type == fs.FileType.Directory
-                            and fnmatch.fnmatchcase(info.base_name, part)]
-            elif filesystem.get_file_info(f"{base}/{part}").type == fs.FileType.Directory:
-                matched.append(f"{base}/{part}")
-        found = matched
-    return sorted(_uri(pattern, path) for path in found
-                  if filesystem.get_file_info(path).type == fs.FileType.Directory)
+        if GLOB_CHARACTERS & set(part):  # one listing per directory matched so far
+            found = [info.path for directory in found for info in filesystem.get_file_info(
+                         fs.FileSelector(directory, allow_not_found=True))
+                     if info.type == fs.FileType.Directory
+                     and fnmatch.fnmatchcase(info.base_name, part)]
+        else:
+            found = [f"{d}/{part}" for d in found if is_directory(f"{d}/{part}")]
+    return sorted(_uri(pattern, path) for path in found)
 
 
 # ---- the door --------------------------------------------------------------------------------

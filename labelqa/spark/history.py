@@ -84,17 +84,12 @@ def compare_with_previous(spark: SparkSession, output: str, dataset: str, run_da
                       previous["num_label_issues"], changes, previous["run_id"])
 
 
-def run_row(spark: SparkSession, record: RunRecord) -> DataFrame:
-    """This run's row of the `runs` table, with its `dataset` partition column."""
-    return (spark.createDataFrame([record.runs_row()], RUNS_SCHEMA)
-            .withColumn("dataset", F.lit(record.dataset)))
-
-
 def append_run(spark: SparkSession, output: str, record: RunRecord,
                catalog: str | None = None) -> None:
     """Add this run's row to `runs/dataset=<name>/` (history accumulates; never rewritten),
     and with `catalog` (output.catalog.database) to its `runs` table."""
-    row = run_row(spark, record)
+    row = (spark.createDataFrame([record.runs_row()], RUNS_SCHEMA)
+           .withColumn("dataset", F.lit(record.dataset)))
     row.coalesce(1).write.mode("append").partitionBy("dataset").parquet(
         table_path(output, RUNS))
     if catalog is not None:

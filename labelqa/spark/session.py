@@ -110,10 +110,9 @@ def connect_url(remote: str | None, master: str | None = None) -> str | None:
     return url
 
 
-def connect_session(url: str, settings: dict[str, str], chosen: dict[str, str]
-                    ) -> SparkSession:
-    """A Spark Connect session on `url`, with every runtime setting of `settings` applied; a
-    setting the user chose (`chosen`) that only the server can set is reported, not lost."""
+def connect_session(url: str, conf: Mapping[str, str]) -> SparkSession:
+    """A Spark Connect session on `url`, with every runtime setting of the defaults and
+    `conf` applied; a setting of `conf` that only the server can set is reported, not lost."""
     try:
         from pyspark.sql.connect.session import SparkSession as ConnectSession
     except ImportError as error:
@@ -146,12 +145,12 @@ def connect_session(url: str, settings: dict[str, str], chosen: dict[str, str]
                            ) from None
     client.set_retry_policies(policies)
     ignored = []
-    for key, value in settings.items():
+    for key, value in {**DEFAULT_SPARK_CONF, **conf}.items():
         if key.startswith("spark.ui."):
             continue
         if spark.conf.isModifiable(key):
             spark.conf.set(key, value)
-        elif key in chosen:
+        elif key in conf:
             ignored.append(key)
     if ignored:
         print("labelqa: the Spark Connect server keeps its own " + ", ".join(
@@ -169,7 +168,7 @@ def build_session(master: str | None = None, conf: dict[str, str] | None = None,
     caller configured another one.
     """
     if remote is not None:
-        return connect_session(remote, {**DEFAULT_SPARK_CONF, **(conf or {})}, dict(conf or {}))
+        return connect_session(remote, conf or {})
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
