@@ -19,8 +19,8 @@ from labelqa.config import AuditConfig
 from labelqa.errors import GateFailed
 from labelqa.progress import StageLog, log, redact_uri
 from labelqa.record import Comparison, RunRecord
-from labelqa.spark.audit import AuditTables, run_audit
-from labelqa.spark.driver import write_text_atomically
+from labelqa.spark.audit import AuditFiles, AuditTables, TaskWrittenTable, run_audit
+from labelqa.spark.driver import delete, qualified, write_text_atomically
 from labelqa.spark.formats import input_id_type
 from labelqa.spark.history import append_run, compare_with_previous
 from labelqa.spark.inputs import (
@@ -37,7 +37,9 @@ from labelqa.spark.output import (
     write_manifest,
     write_partition,
 )
+from labelqa.spark.task_files import local_path
 from labelqa.tables import (
+    ID_TABLES,
     OPTIONAL_TABLES,
     SUMMARY,
     TABLES,
@@ -153,7 +155,8 @@ def publish_audit(spark: SparkSession, labels: DataFrame, predictions: DataFrame
                 _checked_join(spark, labels, predictions, output, config, run, stages))
             _stage_quarantine(spark, joined, config, staging, output, run, stages)
             with stages.stage("audit") as info:
-                tables = resources.enter_context(run_audit(spark, joined, config))
+                files = task_files(spark, staging, run)
+                tables = resources.enter_context(run_audit(spark, joined, config, files))
                 info["rows"] = joined.num_rows
                 info["note"] = f"{tables.num_label_issues} label issues"
             # every table below reads only the audit's (materialized) scored cache: free the
@@ -213,14 +216,32 @@ def _stage_quarantine(spark: SparkSession, joined: JoinedInput, config: AuditCon
         raise stopped
 
 
+def task_files(spark: SparkSession, staging: str, run: RunContext) -> AuditFiles | None:
+    """The local staging directories the audit's tasks write `examples` and `class_issues`
+    into (labelqa.spark.task_files), or None (Spark writes them) when staging is not on the
+    local file system."""
+    directories = {}
+    for table in ID_TABLES:
+        directory = partition_dir(staging, table, run.dataset, run.run_date)
+        local = local_path(qualified(spark, directory))
+        if local is None:
+            return None
+        delete(spark, directory)
+        directories[table] = local
+    return AuditFiles(**directories)
+
+
 def _stage_tables(spark: SparkSession, labels: DataFrame, joined: JoinedInput,
                   tables: AuditTables, config: AuditConfig, staging: str, run: RunContext,
                   stages: StageLog, class_notes: Mapping[str, str]) -> tuple[str, ...]:
     """Stage the audit's tables (and `annotators` when configured); the tables written."""
-    for name, df in (("examples", tables.examples), ("class_issues", tables.class_issues),
-                     ("classes", with_notes(tables.classes, class_notes))):
+    for name, table in (("examples", tables.examples), ("class_issues", tables.class_issues),
+                        ("classes", with_notes(tables.classes, class_notes))):
         with stages.stage(f"write {name}"):
-            write_partition(df, staging, name, run.dataset, run.run_date)
+            if isinstance(table, TaskWrittenTable):
+                table.finish()
+            else:
+                write_partition(table, staging, name, run.dataset, run.run_date)
     if config.input.annotator_column is None:
         return TABLES
     with stages.stage("write annotators") as info:

@@ -15,6 +15,7 @@ from labelqa.api import RunContext, run_audit_job
 from labelqa.cli import main
 from labelqa.config import load_config
 from labelqa.errors import GateFailed
+from labelqa.spark.audit import TaskWrittenTable
 from labelqa.sample import generate, write_sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,17 +131,23 @@ def test_the_intake_cache_is_freed_before_the_result_tables_are_written(spark, i
                                                                          monkeypatch):
     # scratch disk: at 100M x 40 the intake's cache and the scored cache together, plus the
     # writes' shuffles, outgrew the local disk; the writes read only the scored cache
+    # (`examples` and `class_issues` are finished by the tasks' own files: TaskWrittenTable)
     def cached_rdds() -> int:
         return spark.sparkContext._jsc.getPersistentRDDs().size()
 
     held: dict[str, int] = {}
-    write = api.write_partition
+    write, finish = api.write_partition, TaskWrittenTable.finish
 
     def counting_write(df, staging, table, *args):
         held[table] = cached_rdds()
         return write(df, staging, table, *args)
 
+    def counting_finish(table):
+        held[os.path.basename(table.files.directory.split("/dataset=")[0])] = cached_rdds()
+        return finish(table)
+
     monkeypatch.setattr(api, "write_partition", counting_write)
+    monkeypatch.setattr(TaskWrittenTable, "finish", counting_finish)
     assert cached_rdds() == 0
     run_audit_job(spark, str(inputs / "l.parquet"), str(inputs / "p.parquet"), str(tmp_path),
                   load_config(None), RunContext("c", "2026-11-01", "caches"))

@@ -38,17 +38,39 @@ from labelqa.spark.intake import as_array, statistics
 from labelqa.spark.partials import collect_partials, partial_sums
 from labelqa.spark.ranking import RANK_BINS, RankRanges, rank_bins, ranks_within
 from labelqa.spark.selection import find_cuts, histogram_partials, histogram_shapes
+from labelqa.spark.task_files import TaskFiles, finish_directory
 from labelqa.tables import CLASSES, class_issues_schema, examples_schema
 
 
 @dataclass(frozen=True)
+class TaskWrittenTable:
+    """An output table the audit's tasks write themselves (labelqa.spark.task_files):
+    `finish()` runs the job left to write (if any), checks its rows, and tidies the
+    directory."""
+
+    files: TaskFiles
+    job: DataFrame | None = None  # one row per task: `rows` written
+    expected_rows: int = 0
+
+    def finish(self) -> None:
+        if self.job is not None:
+            written = int(self.job.agg(F.sum("rows")).first()[0] or 0)
+            if written != self.expected_rows:  # pragma: no cover - a broken invariant
+                raise RuntimeError(f"wrote {written} rows of {self.files.directory}, "
+                                   f"expected {self.expected_rows}")
+        finish_directory(self.files)
+
+
+@dataclass(frozen=True)
 class AuditTables:
-    """The audit's result: the DataFrames of the output tables (not yet written) and the plan.
+    """The audit's result: the DataFrames of the output tables (not yet written) and the plan;
+    with `files` (run_audit), `examples` and `class_issues` are tables the tasks write
+    themselves.
 
     A context manager: leaving it frees the scored cache every table reads."""
 
-    examples: DataFrame
-    class_issues: DataFrame
+    examples: DataFrame | TaskWrittenTable
+    class_issues: DataFrame | TaskWrittenTable
     classes: DataFrame
     plan: AuditPlan
     class_names: tuple[str, ...]
@@ -77,9 +99,11 @@ class AuditTables:
         self.release()
 
 
-def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig) -> AuditTables:
+def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
+              files: AuditFiles | None = None) -> AuditTables:
     """Thresholds (from the intake's sums), joint and histograms, selection cuts, then one
-    scoring pass whose blocks every output table is built from."""
+    scoring pass whose blocks every output table is built from. With `files` (local
+    directories) the tasks write `examples` and `class_issues` there themselves."""
     num_classes, num_rows = joined.num_classes, joined.num_rows
     class_names = joined.class_names
     blocks = joined.blocks
@@ -106,8 +130,9 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig) -> 
 
     vocabulary = Vocabulary.of(class_names, thresholds.given, thresholds.not_given)
     id_type = joined.id_type
-    scored = cached(score_blocks(blocks, plan, cuts, vocabulary, id_type,
-                                 config.output.class_scores))
+    with_class_scores = config.output.class_scores
+    scored = cached(score_blocks(blocks, plan, cuts, vocabulary, id_type, with_class_scores,
+                                 files))
     found = statistics(scored)
     scored_rows = int(as_array(found, "rows", (1,))[0])
     if scored_rows != num_rows:  # pragma: no cover - a broken invariant, never bad input
@@ -115,11 +140,16 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig) -> 
         raise RuntimeError(f"scored {scored_rows} rows out of {num_rows}")
     label_issues = as_array(found, "label_issues", (num_classes,))
     inverse = as_array(found, "inverse_label_issues", (num_classes,))
-    class_issues = scored.filter(F.col("kind") == CLASS_ISSUE_ROW).select(
-        *CLASS_ISSUE_COLUMNS)
+    class_issues: DataFrame | TaskWrittenTable
+    if files is None:
+        class_issues = scored.filter(F.col("kind") == CLASS_ISSUE_ROW).select(
+            *CLASS_ISSUE_COLUMNS)
+    else:
+        class_issues = TaskWrittenTable(
+            files.of(id_type, with_class_scores, "class_issues", "scored"))
     classes = class_table(spark, plan, label_issues, inverse, class_names, separation)
     examples = example_rows(scored, as_array(found, "rank_bins", (RANK_BINS,)), id_type,
-                            config.output.class_scores)
+                            with_class_scores, files)
     return AuditTables(examples, class_issues, classes, plan, class_names,
                        int(as_array(found, "issues", (1,))[0]), label_issues, separation,
                        (scored,))
@@ -204,30 +234,81 @@ def scored_schema(id_type: T.DataType, with_class_scores: bool) -> T.StructType:
                          T.StructField("value", T.LongType()), *examples, *class_issues])
 
 
+@dataclass(frozen=True)
+class AuditFiles:
+    """Where the audit's tasks write `examples` and `class_issues` themselves
+    (labelqa.spark.task_files): local staging directories."""
+
+    examples: str
+    class_issues: str
+
+    def of(self, id_type: T.DataType, with_class_scores: bool, table: str, written_by: str
+           ) -> TaskFiles:
+        schema = (examples_schema(id_type, with_class_scores) if table == "examples"
+                  else class_issues_schema(id_type))
+        return TaskFiles(getattr(self, table), to_arrow_schema(schema), written_by)
+
+
+def _as_examples(rows: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Unflagged examples rows in the examples table's columns (no rank, no explanation)."""
+    return bl.rows_of_kind(schema, rows.num_rows, **dict(zip(rows.schema.names, rows.columns)))
+
+
 def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
-                 vocabulary: Vocabulary, id_type: T.DataType, with_class_scores: bool
-                 ) -> DataFrame:
-    """The scoring pass over every examples block."""
+                 vocabulary: Vocabulary, id_type: T.DataType, with_class_scores: bool,
+                 files: AuditFiles | None = None) -> DataFrame:
+    """The scoring pass over every examples block. With `files`, each task writes its
+    unflagged examples and its class_issues rows itself (one file each, named by the
+    task's partition) and returns only the flagged blocks and the statistics."""
     spark_schema = scored_schema(id_type, with_class_scores)
     schema = to_arrow_schema(spark_schema)
+    targets = None if files is None else (
+        files.of(id_type, with_class_scores, "examples", "scored"),
+        files.of(id_type, with_class_scores, "class_issues", "scored"))
 
     def kind(code: int, n: int) -> pa.Array:
         return pa.array(np.full(n, code, np.int8))
 
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        totals: dict[str, np.ndarray] = {}
+    def scored_rows(batches: Iterator[pa.RecordBatch], totals: dict[str, np.ndarray]
+                    ) -> Iterator[tuple[pa.RecordBatch | None, ScoredBlock]]:
         for block in bl.blocks_of(batches):
             scored = scored_block(bl.batch_of(block), plan, cuts, vocabulary,
                                   block.column(bl.ID), with_class_scores)
             bl.add_totals(totals, scored.statistics)
-            if scored.flagged.num_rows:
-                yield bl.rows_of_kind(schema, 1, kind=kind(bl.BLOCK, 1),
-                                      block=pa.array([bl.encode(scored.flagged)], pa.binary()))
+            flagged = None if not scored.flagged.num_rows else bl.rows_of_kind(
+                schema, 1, kind=kind(bl.BLOCK, 1),
+                block=pa.array([bl.encode(scored.flagged)], pa.binary()))
+            yield flagged, scored
+
+    def through_spark(batches: Iterator[pa.RecordBatch], totals: dict[str, np.ndarray]
+                      ) -> Iterator[pa.RecordBatch]:
+        for flagged, scored in scored_rows(batches, totals):
+            if flagged is not None:
+                yield flagged
             for code, rows in ((UNFLAGGED_ROW, scored.unflagged),
                                (CLASS_ISSUE_ROW, scored.class_issues)):
                 if rows.num_rows:
                     yield bl.rows_of_kind(schema, rows.num_rows, kind=kind(code, rows.num_rows),
                                           **dict(zip(rows.schema.names, rows.columns)))
+
+    def to_files(batches: Iterator[pa.RecordBatch], totals: dict[str, np.ndarray]
+                 ) -> Iterator[pa.RecordBatch]:
+        assert targets is not None
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        part = context.partitionId() if context is not None else 0
+        examples, class_issues = targets
+        with examples.writer(part) as unflagged, class_issues.writer(part) as issues:
+            for flagged, scored in scored_rows(batches, totals):
+                if flagged is not None:
+                    yield flagged
+                unflagged.add(_as_examples(scored.unflagged, examples.schema))
+                issues.add(scored.class_issues)
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        totals: dict[str, np.ndarray] = {}
+        yield from (through_spark if targets is None else to_files)(batches, totals)
         names, positions, values = bl.statistic_rows(totals)
         if names:
             yield bl.rows_of_kind(schema, len(names), kind=kind(bl.STATISTIC, len(names)),
@@ -240,9 +321,12 @@ def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
 
 
 def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: T.DataType,
-                 with_class_scores: bool) -> DataFrame:
+                 with_class_scores: bool, files: AuditFiles | None = None
+                 ) -> DataFrame | TaskWrittenTable:
     """The examples table: the unflagged rows from the scored cache as they are, the flagged
-    ones ranked by range (labelqa.spark.ranking); one write job."""
+    ones ranked by range (labelqa.spark.ranking); one write job. With `files` the unflagged
+    rows are already written (by the scoring pass): what is left is the ranking job, whose
+    tasks write one file per range."""
     schema = examples_schema(id_type, with_class_scores)
     columns = schema.fieldNames()
     ranges = RankRanges.of(rank_counts)
@@ -256,7 +340,8 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: T.DataType
                     [pa.array([number], pa.int32()), pa.array([bl.encode(part)], pa.binary())],
                     names=["range", "block"])
 
-    def ranked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def ranked_ranges(batches: Iterator[pa.RecordBatch]
+                      ) -> Iterator[tuple[int, pa.RecordBatch]]:
         members: dict[int, list[pa.RecordBatch]] = {}
         for record_batch in batches:
             for number, value in zip(record_batch.column("range").to_pylist(),
@@ -266,13 +351,29 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: T.DataType
             block = pa.Table.from_batches(members.pop(number)).combine_chunks().to_batches()[0]
             rank = ranks_within(block.column("label_quality_score").to_numpy(),
                                 bl.ids_of(block.column(bl.ID)), int(ranges.offsets[number]))
-            yield pa.RecordBatch.from_arrays(
+            yield number, pa.RecordBatch.from_arrays(
                 [pa.array(rank, pa.int32()) if c == "issue_rank" else block.column(c)
                  for c in columns], names=columns)
 
+    def ranked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for _, batch in ranked_ranges(batches):
+            yield batch
+
     blocks = scored.filter(F.col("kind") == bl.BLOCK).select("block")
-    flagged_rows = (blocks.mapInArrow(by_range, "range int, block binary")
-                    .repartition(ranges.count, "range").mapInArrow(ranked, schema))
+    by_ranges = (blocks.mapInArrow(by_range, "range int, block binary")
+                 .repartition(ranges.count, "range"))
+    if files is not None:
+        target = files.of(id_type, with_class_scores, "examples", "ranked")
+
+        def ranked_to_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            written = [target.write(number, [batch])
+                       for number, batch in ranked_ranges(batches)]
+            yield pa.RecordBatch.from_arrays([pa.array([sum(written)], pa.int64())],
+                                             names=["rows"])
+
+        return TaskWrittenTable(target, by_ranges.mapInArrow(ranked_to_files, "rows long"),
+                                int(rank_counts.sum()))
+    flagged_rows = by_ranges.mapInArrow(ranked, schema)
     unflagged = scored.filter(F.col("kind") == UNFLAGGED_ROW).select(
         *[F.lit(None).cast(schema[c].dataType).alias(c) if c in ("issue_rank", "explanation")
           else F.col(c) for c in columns])
