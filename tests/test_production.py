@@ -15,8 +15,8 @@ from labelqa.api import RunContext, run_audit_job
 from labelqa.cli import main
 from labelqa.config import load_config
 from labelqa.errors import GateFailed
-from labelqa.spark.audit import TaskWrittenTable
 from labelqa.sample import generate, write_sample
+from labelqa.spark.audit import TaskWrittenTable
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--master", "local[2,2]", "--set", "spark.conf.spark.sql.shuffle.partitions=4"]
