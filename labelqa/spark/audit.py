@@ -32,7 +32,8 @@ from labelqa.core.separation import (
 from labelqa.core.summaries import ClassQuality, health_score
 from labelqa.spark import blocks as bl
 from labelqa.spark.caching import cached
-from labelqa.spark.explanation import Vocabulary, explanations
+from labelqa.spark.explanation import Vocabulary
+from labelqa.spark.flagged import compact, finished
 from labelqa.spark.inputs import JoinedInput
 from labelqa.spark.intake import as_array, statistics
 from labelqa.spark.partials import collect_partials, partial_sums
@@ -148,8 +149,8 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
         class_issues = TaskWrittenTable(
             files.of(id_type, with_class_scores, "class_issues", "scored"))
     classes = class_table(spark, plan, label_issues, inverse, class_names, separation)
-    examples = example_rows(scored, as_array(found, "rank_bins", (RANK_BINS,)), id_type,
-                            with_class_scores, files)
+    examples = example_rows(scored, as_array(found, "rank_bins", (RANK_BINS,)), vocabulary,
+                            id_type, with_class_scores, files)
     return AuditTables(examples, class_issues, classes, plan, class_names,
                        int(as_array(found, "issues", (1,))[0]), label_issues, separation,
                        (scored,))
@@ -159,7 +160,7 @@ def run_audit(spark: SparkSession, joined: JoinedInput, config: AuditConfig,
 class ScoredBlock:
     """One examples block scored and flagged."""
 
-    flagged: pa.RecordBatch  # examples columns (but issue_rank) of the flagged examples
+    flagged: pa.RecordBatch  # the flagged examples, compact (labelqa.spark.flagged)
     unflagged: pa.RecordBatch  # examples columns (but issue_rank, explanation) of the others
     class_issues: pa.RecordBatch  # one row per flagged (example, class) pair
     statistics: dict[str, np.ndarray]
@@ -191,13 +192,11 @@ def scored_block(batch, plan: AuditPlan, cuts: dict[str, fl.Cut], vocabulary: Vo
         columns["class_scores"] = bl.matrix_column(result.class_scores)
     every = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
     chosen = np.flatnonzero(issue)
-    flagged = every.take(pa.array(chosen))
     position = np.cumsum(issue) - 1
     of_flagged = issue[rows]
-    explanation = explanations(vocabulary, np.ones(len(chosen), dtype=bool),
-                               result.label_quality_score[chosen], position[rows[of_flagged]],
-                               classes[of_flagged], given[of_flagged], probs[of_flagged])
-    flagged = flagged.append_column("explanation", explanation)
+    # finished by the task of its score range (labelqa.spark.flagged): fewer bytes to move
+    flagged = compact(every.take(pa.array(chosen)), position[rows[of_flagged]],
+                      probs[of_flagged])
     class_issues = pa.RecordBatch.from_arrays(
         [ids.take(pa.array(rows)), pa.array(classes.astype(np.int32)),
          pa.array(vocabulary.names, pa.string()).take(pa.array(classes)), pa.array(given),
@@ -320,8 +319,8 @@ def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
 
 
 
-def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: T.DataType,
-                 with_class_scores: bool, files: AuditFiles | None = None
+def example_rows(scored: DataFrame, rank_counts: np.ndarray, vocabulary: Vocabulary,
+                 id_type: T.DataType, with_class_scores: bool, files: AuditFiles | None = None
                  ) -> DataFrame | TaskWrittenTable:
     """The examples table: the unflagged rows from the scored cache as they are, the flagged
     ones ranked by range (labelqa.spark.ranking); one write job. With `files` the unflagged
@@ -351,9 +350,8 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, id_type: T.DataType
             block = pa.Table.from_batches(members.pop(number)).combine_chunks().to_batches()[0]
             rank = ranks_within(block.column("label_quality_score").to_numpy(),
                                 bl.ids_of(block.column(bl.ID)), int(ranges.offsets[number]))
-            yield number, pa.RecordBatch.from_arrays(
-                [pa.array(rank, pa.int32()) if c == "issue_rank" else block.column(c)
-                 for c in columns], names=columns)
+            done = {**finished(block, vocabulary), "issue_rank": pa.array(rank, pa.int32())}
+            yield number, pa.RecordBatch.from_arrays([done[c] for c in columns], names=columns)
 
     def ranked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for _, batch in ranked_ranges(batches):
