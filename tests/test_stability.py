@@ -10,6 +10,7 @@ from pyspark.testing import assertDataFrameEqual
 from labelqa.api import RunContext, audit_dataframes, run_audit_job
 from labelqa.config import load_config
 from labelqa.sample import generate, label_table, prediction_table, write_sample
+from labelqa.spark.inputs import BLOCKS_PER_BATCH
 from labelqa.spark.session import SessionSettings
 
 CONFIG = load_config(None, ["output.class_scores=true"])
@@ -70,6 +71,30 @@ def test_same_output_whatever_the_number_of_intake_partitions(spark):
     assert (one_count, many_count) == (1, 31)
     _assert_same(spark, one, many)
     assert one[1] > 0
+
+
+def test_same_output_whatever_the_blocks_per_arrow_batch(spark):
+    """By default the intake makes one block per partition here (20,000 rows per block at
+    K = 7) and the later passes read a few blocks per Arrow batch; pinned at 7 rows, the
+    intake makes blocks of 7 rows and every pass reads 7 blocks per batch. The tables agree."""
+    sample = generate(3000, 7, 25, decimals=2)
+    labels = spark.createDataFrame(label_table(sample))
+    predictions = spark.createDataFrame(prediction_table(sample))
+    pinned = load_config(None, ["output.class_scores=true",
+                                "spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch=7"])
+    default = _tables(spark, labels, predictions)
+    batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    applied = SessionSettings.apply(spark, {batch: "7"})
+    try:
+        with audit_dataframes(spark, labels, predictions, pinned) as (joined, tables):
+            assert spark.conf.get(batch) == "7"  # a setting of the config is the caller's
+            blocks = joined.blocks.count()
+            seven = _collected(tables)
+    finally:
+        applied.restore()
+    assert blocks >= 3000 // 7
+    _assert_same(spark, default, seven)
+    assert default[1] > 0
 
 
 def _fail_first_attempt(batches):
@@ -133,7 +158,8 @@ def test_rerun_replaces_only_its_own_partition(spark, tmp_path):
 
 def test_an_audit_leaves_the_callers_session_settings_as_it_found_them(spark):
     """The intake sizes Arrow and Parquet reader batches from K and lifts the Arrow byte
-    limit, for the audit only."""
+    limit, then the passes over its cached blocks take a few blocks per Arrow batch, for the
+    audit only."""
     sample = generate(300, 4, 23)
     labels = spark.createDataFrame(label_table(sample))
     predictions = spark.createDataFrame(prediction_table(sample))
@@ -146,7 +172,8 @@ def test_an_audit_leaves_the_callers_session_settings_as_it_found_them(spark):
     spark.conf.unset(reader)
     try:
         with audit_dataframes(spark, labels, predictions, CONFIG) as (_, tables):
-            assert spark.conf.get(batch) == "20000"  # records_per_batch(4): the audit's size
+            # the intake ran with records_per_batch(4) = 20000; its blocks are cached
+            assert spark.conf.get(batch) == str(BLOCKS_PER_BATCH)
             assert spark.conf.get(limit) == "2147483647"
             assert tables.examples.count() == 300
         assert spark.conf.get(batch) == "777"

@@ -225,6 +225,15 @@ def records_per_batch(num_classes: int) -> int:
     return int(min(20_000, max(500, BLOCK_CELLS // num_classes)))
 
 
+ARROW_RECORDS = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+#: Arrow rows per batch of the passes over the cached intake, set once it is cached (its own
+#: batches are planned by then): a row there is a whole examples block (~1 MB at K = 40), and
+#: with the intake's records_per_batch a task's blocks came as one Arrow batch, copied whole
+#: by the JVM before Python could start on it. A pass over 10M x 40 that only counts its
+#: blocks: 6.9-8.0 s in one batch per task, 4.0-5.0 s in 1 to 8 blocks per batch
+BLOCKS_PER_BATCH = 4
+
 #: `spark.sql.execution.arrow.maxBytesPerBatch` at Int.MaxValue: Spark then skips measuring
 #: the Arrow batch's bytes after every row it adds (5.7 % of the JVM's samples in a Java
 #: Flight Recorder profile of a 1M x 40 audit, walking the raw structs' child vectors); the
@@ -292,7 +301,7 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig,
     # byte limit (JoinedInput.close restores the caller's settings)
     settings = SessionSettings.apply(spark, {
         key: str(value) for key, value in (
-            ("spark.sql.execution.arrow.maxRecordsPerBatch", records_per_batch(k)),
+            (ARROW_RECORDS, records_per_batch(k)),
             ("spark.sql.parquet.columnarReaderBatchSize", reader_batch_rows(k)),
             ("spark.sql.execution.arrow.maxBytesPerBatch", NO_BYTE_LIMIT))
         if key not in config.spark.conf})
@@ -312,6 +321,8 @@ def join_inputs(labels: DataFrame, predictions: DataFrame, config: AuditConfig,
             found, (labels_in, predictions_in))
         check_accounting(label_counts, prediction_counts, num_rows, inp.labels_format,
                          inp.predictions_format)
+        if ARROW_RECORDS not in config.spark.conf:
+            settings = settings.also({ARROW_RECORDS: str(BLOCKS_PER_BATCH)})
     except BaseException:
         if intake is not None:
             intake.unpersist()

@@ -65,6 +65,12 @@ class SessionSettings:
             spark.conf.set(key, value)
         return cls(spark, previous)
 
+    def also(self, settings: Mapping[str, str]) -> SessionSettings:
+        """These settings and `settings`, the latter set now: `restore()` still returns every
+        key to the caller's value, not to this step's."""
+        more = SessionSettings.apply(self.spark, settings)
+        return SessionSettings(self.spark, {**more.previous, **self.previous})
+
     def restore(self) -> None:
         for key, value in self.previous.items():
             if value is None:
