@@ -135,6 +135,12 @@ def test_side_limb_sums_are_exact_for_float32_with_the_slack_values():
         assert exact_total(limbs) == expected
 
 
+def test_rank_ranges_hold_fewer_rows_the_more_classes_a_row_has():
+    from labelqa.spark.ranking import range_rows
+    assert [range_rows(k) for k in (1, 40, 41, 1000, 4000, 10_000)] == [
+        200_000, 200_000, 195_121, 8_000, 2_000, 1_000]
+
+
 def test_issue_ranks_by_range_equal_one_global_sort_by_score_then_id():
     from labelqa.spark.ranking import RankRanges, rank_bins, ranks_within
     rng = np.random.default_rng(5)

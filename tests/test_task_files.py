@@ -43,6 +43,33 @@ def test_a_task_file_holds_every_batch_and_is_named_by_its_part(tmp_path):
         pa.Table.from_batches([_batch([1, 2, 3])]))
 
 
+def test_row_groups_are_bounded_by_bytes_as_well_as_rows(tmp_path, monkeypatch):
+    """Wide rows (hundreds of tags at K = 4000) are not buffered 131,072 at a time; a single
+    batch above the bound is split into row groups, and every row is kept in order."""
+    from labelqa.spark import task_files
+
+    monkeypatch.setattr(task_files, "ROW_GROUP_BYTES", 64 * 1024)
+    wide = pa.RecordBatch.from_arrays(
+        [pa.array(range(2000), pa.int64()),
+         pa.array([[f"tag{i:04d}-{k}" for k in range(20)] for i in range(2000)],
+                  pa.list_(pa.string()))], schema=SCHEMA)
+    per_row = wide.nbytes / wide.num_rows
+    files = TaskFiles(str(tmp_path), SCHEMA, "ranked")
+    assert files.write(0, [wide]) == 2000
+    written = pq.ParquetFile(tmp_path / "part-00000-ranked.snappy.parquet")
+    group_rows = [written.metadata.row_group(g).num_rows
+                  for g in range(written.metadata.num_row_groups)]
+    assert max(group_rows) == int(64 * 1024 / per_row)
+    assert sum(group_rows) == 2000
+    assert written.read().equals(pa.Table.from_batches([wide]))
+    streamed = TaskFiles(str(tmp_path / "streamed"), SCHEMA, "scored")
+    with streamed.writer(1) as writer:
+        for start in range(0, 2000, 100):
+            writer.add(wide.slice(start, 100))
+            assert writer.pending_bytes < 64 * 1024  # flushed once the bound is reached
+    assert pq.read_table(tmp_path / "streamed").equals(pa.Table.from_batches([wide]))
+
+
 def test_a_retried_attempt_replaces_the_file_of_its_part(tmp_path):
     files = TaskFiles(str(tmp_path), SCHEMA, "ranked")
     files.write(0, [_batch([1, 2])])

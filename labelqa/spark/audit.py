@@ -37,7 +37,7 @@ from labelqa.spark.flagged import compact, finished
 from labelqa.spark.inputs import JoinedInput
 from labelqa.spark.intake import as_array, statistics
 from labelqa.spark.partials import collect_partials, partial_sums
-from labelqa.spark.ranking import RANK_BINS, RankRanges, rank_bins, ranks_within
+from labelqa.spark.ranking import RANK_BINS, RankRanges, range_rows, rank_bins, ranks_within
 from labelqa.spark.selection import find_cuts, histogram_partials, histogram_shapes
 from labelqa.spark.task_files import TaskFiles, finish_directory
 from labelqa.tables import CLASSES, class_issues_schema, examples_schema
@@ -328,7 +328,7 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, vocabulary: Vocabul
     tasks write one file per range."""
     schema = examples_schema(id_type, with_class_scores)
     columns = schema.fieldNames()
-    ranges = RankRanges.of(rank_counts)
+    ranges = RankRanges.of(rank_counts, range_rows(len(vocabulary.names)))
 
     def by_range(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for flagged in bl.blocks_of(batches):

@@ -1,7 +1,7 @@
 """Exact `issue_rank` (1 = most severe: by score, then id) without moving JVM rows.
 
 The scoring pass counts the flagged examples per score bin (RANK_BINS equal-width bins,
-summed exactly). The driver groups consecutive bins into ranges of about RANGE_ROWS flagged
+summed exactly). The driver groups consecutive bins into ranges of about range_rows(K) flagged
 examples and knows how many flagged examples precede each range. The flagged rows then
 travel as compact blocks, one per (scored block, range), to the task of their range, which
 sorts them by (score, id): the rank is the range's offset plus the position. Unflagged rows
@@ -16,6 +16,16 @@ import numpy as np
 
 RANK_BINS = 4096
 RANGE_ROWS = 200_000
+#: a range's rows are finished (tags, explanation) and written at once by one task: about
+#: 2 x 0.16 x K tags per row in the benchmark's data, so 200,000 rows at K = 4000 were
+#: ≈ 3 GB in one Python worker; RANGE_CELLS / K rows bounds that (K <= 40 is unchanged)
+RANGE_CELLS = RANGE_ROWS * 40
+MIN_RANGE_ROWS = 1_000
+
+
+def range_rows(num_classes: int) -> int:
+    """Flagged rows per rank range at K classes: RANGE_CELLS / K, 1,000 to RANGE_ROWS."""
+    return int(min(RANGE_ROWS, max(MIN_RANGE_ROWS, RANGE_CELLS // max(num_classes, 1))))
 
 
 def rank_bins(scores: np.ndarray) -> np.ndarray:
