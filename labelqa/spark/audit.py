@@ -319,6 +319,10 @@ def score_blocks(blocks: DataFrame, plan: AuditPlan, cuts: dict[str, fl.Cut],
 
 
 
+#: the flagged rows a by-range task holds before it sends them on, one block per range
+RANGE_BLOCK_BYTES = 32 * 1024 * 1024
+
+
 def example_rows(scored: DataFrame, rank_counts: np.ndarray, vocabulary: Vocabulary,
                  id_type: T.DataType, with_class_scores: bool, files: AuditFiles | None = None
                  ) -> DataFrame | TaskWrittenTable:
@@ -331,13 +335,31 @@ def example_rows(scored: DataFrame, rank_counts: np.ndarray, vocabulary: Vocabul
     ranges = RankRanges.of(rank_counts, range_rows(len(vocabulary.names)))
 
     def by_range(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # one block per (task, range), not per (scored block, range): with R ranges a
+        # scored block splits into up to R parts, and at 100M x 40 (175 ranges) those tiny
+        # IPC blocks made `write examples` 41x the 10M stage (692.7 s against 16.9 s)
+        pending: dict[int, list[pa.RecordBatch]] = {}
+        pending_bytes = 0
+
+        def flushed() -> Iterator[pa.RecordBatch]:
+            for number in sorted(pending):
+                part = pa.Table.from_batches(pending[number]).combine_chunks().to_batches()
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([number], pa.int32()), pa.array([bl.encode(part[0])],
+                                                               pa.binary())],
+                    names=["range", "block"])
+            pending.clear()
+
         for flagged in bl.blocks_of(batches):
             of_row = ranges.ranges(flagged.column("label_quality_score").to_numpy())
             for number in np.unique(of_row):
                 part = flagged.take(pa.array(np.flatnonzero(of_row == number)))
-                yield pa.RecordBatch.from_arrays(
-                    [pa.array([number], pa.int32()), pa.array([bl.encode(part)], pa.binary())],
-                    names=["range", "block"])
+                pending.setdefault(int(number), []).append(part)
+                pending_bytes += part.nbytes
+            if pending_bytes >= RANGE_BLOCK_BYTES:
+                yield from flushed()
+                pending_bytes = 0
+        yield from flushed()
 
     def ranked_ranges(batches: Iterator[pa.RecordBatch]
                       ) -> Iterator[tuple[int, pa.RecordBatch]]:
