@@ -3,7 +3,7 @@
 The scoring pass counts the flagged examples per score bin (RANK_BINS equal-width bins,
 summed exactly). The driver groups consecutive bins into ranges of about range_rows(K) flagged
 examples and knows how many flagged examples precede each range. The flagged rows then
-travel as compact blocks, one per (scored block, range), to the task of their range, which
+travel as compact blocks, one per (by-range task, range), to the task of their range, which
 sorts them by (score, id): the rank is the range's offset plus the position. Unflagged rows
 never move.
 """
